@@ -1,0 +1,1 @@
+"""Singer tap for the 1Password Events API."""
