@@ -1,0 +1,92 @@
+"""Faults a test can schedule for the next requests to a path.
+
+Each fault names what goes wrong (``FAULT_KINDS``) and how many matching requests it hits.
+Faults are consumed in the order they were scheduled; ``"*"`` matches every API path.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS = (
+    "429", "500", "502", "503", "reset", "hang", "truncate", "empty_page", "reject_cursor",
+)
+"""``429`` (param ``retry_after``), ``500``/``502``/``503``, ``reset`` (connection reset),
+``hang`` (param ``seconds``, then answer normally), ``truncate`` (a cut JSON body; param
+``incomplete=True`` declares the full length and drops the connection), ``empty_page`` (200,
+``has_more: true``, the same cursor, no items), ``reject_cursor`` (400 as for a bad cursor)."""
+
+_PARAMS = {
+    "429": {"retry_after"}, "hang": {"seconds"}, "truncate": {"incomplete"},
+}
+
+
+@dataclass
+class Fault:
+    """One scheduled fault and how many more requests it will hit."""
+
+    path: str
+    kind: str
+    remaining: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the fault as the control API lists it."""
+        return {"path": self.path, "fault": self.kind, "remaining": self.remaining, **self.params}
+
+
+class FaultPlan:
+    """The queue of scheduled faults, shared by every request thread."""
+
+    def __init__(self) -> None:
+        """Start with no faults."""
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def schedule(self, path: str, kind: str, count: int = 1, **params: Any) -> Fault:  # noqa: ANN401
+        """Make the next ``count`` requests to ``path`` fail with ``kind``.
+
+        Raises:
+            ValueError: for an unknown fault, a bad count or a parameter the fault does not take.
+        """
+        kind = str(kind)
+        if kind not in FAULT_KINDS:
+            msg = f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}"
+            raise ValueError(msg)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            msg = "count must be a positive integer"
+            raise ValueError(msg)
+        unknown = set(params) - _PARAMS.get(kind, set())
+        if unknown:
+            msg = f"fault {kind!r} takes no parameter {', '.join(sorted(unknown))}"
+            raise ValueError(msg)
+        if not (path == "*" or path.startswith("/")):
+            msg = "path must start with '/' or be '*'"
+            raise ValueError(msg)
+        fault = Fault(path, kind, count, dict(params))
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def take(self, path: str) -> Fault | None:
+        """Consume one hit of the first fault that matches ``path``, if any."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.path in ("*", path):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def pending(self) -> list[Fault]:
+        """Return the faults still scheduled."""
+        with self._lock:
+            return list(self._faults)
+
+    def clear(self) -> None:
+        """Drop every scheduled fault."""
+        with self._lock:
+            self._faults.clear()

@@ -1,0 +1,236 @@
+"""The HTTP layer: a threaded standard-library server for the API and the ``/_emulator/`` controls.
+
+API requests go to :class:`~.service.EventsService`; this layer adds what only a socket can
+do (reset the connection, hang, send a cut body), the optional fixed latency, and the request
+log. Control requests under ``/_emulator/`` (JSON in, JSON out) drive the same methods the
+Python API offers, so a separate process can steer a command-line emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from tap_onepassword.emulator.rfc3339 import TimestampError
+from tap_onepassword.emulator.service import NOT_FOUND_BODY, ApiResponse, route_of
+
+if sys.version_info >= (3, 12):
+    from typing import override
+else:
+    from typing_extensions import override
+
+if TYPE_CHECKING:
+    from tap_onepassword.emulator.emulator import Emulator
+
+CONTROL_PREFIX = "/_emulator/"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One API request as the emulator saw it (control requests are not logged).
+
+    ``body`` is the parsed JSON body (``None`` when absent or not JSON), ``status`` is ``0``
+    when the connection was reset instead of answered, ``account`` is the name of the
+    account whose valid token was sent (``None`` otherwise), ``time`` is the emulator clock.
+    """
+
+    method: str
+    path: str
+    body: Any
+    status: int
+    account: str | None
+    time: datetime
+    fault: str | None = None
+    cpu_seconds: float = 0.0
+    user_agent: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the record as ``GET /_emulator/requests`` lists it."""
+        return {
+            "method": self.method, "path": self.path, "body": self.body, "status": self.status,
+            "account": self.account, "time": self.time.isoformat().replace("+00:00", "Z"),
+            "fault": self.fault, "cpu_seconds": self.cpu_seconds, "user_agent": self.user_agent,
+        }
+
+
+class ControlError(Exception):
+    """A control request was malformed; answered 400 (or the given status) with its message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        """Carry the message and status to answer with."""
+        super().__init__(message)
+        self.status = status
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server that knows its emulator."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        """Bind to ``address`` and serve ``emulator``."""
+        self.emulator = emulator
+        super().__init__(address, EmulatorRequestHandler)
+
+
+class EmulatorRequestHandler(BaseHTTPRequestHandler):
+    """Routes each request to the API or the controls; keeps connections alive (HTTP/1.1)."""
+
+    protocol_version = "HTTP/1.1"
+    server: EmulatorHTTPServer
+    server_version = "events-api-emulator"
+    sys_version = ""
+
+    @override
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Stay quiet: the request log is the record of what happened."""
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        """Answer a GET."""
+        self._dispatch()
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        """Answer a POST."""
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # noqa: N802 - stdlib naming
+        """Answer a PUT (always 404 on the API)."""
+        self._dispatch()
+
+    def do_DELETE(self) -> None:  # noqa: N802 - stdlib naming
+        """Answer a DELETE (control routes only)."""
+        self._dispatch()
+
+    def do_PATCH(self) -> None:  # noqa: N802 - stdlib naming
+        """Answer a PATCH (always 404 on the API)."""
+        self._dispatch()
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self) -> None:
+        started_cpu = time.thread_time()
+        split = urlsplit(self.path)
+        body = self._read_body()
+        if split.path.startswith(CONTROL_PREFIX):
+            self._control(split.path, parse_qs(split.query), body)
+            return
+        emulator = self.server.emulator
+        route = route_of(self.command, split.path)
+        if route is None:
+            self._log(split.path, None, 404, None, started_cpu)
+            self._send(404, NOT_FOUND_BODY, "text/plain; charset=utf-8")
+            return
+        fault = emulator.faults.take(split.path)
+        kind = fault.kind if fault else None
+        params = fault.params if fault else {}
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        if kind == "reset":
+            claims_account = emulator.service.identify(headers)[1]
+            self._log(split.path, _json_or_none(body), 0, claims_account, started_cpu, kind)
+            self._reset_connection()
+            return
+        if kind == "hang":
+            emulator.stopping.wait(float(params.get("seconds", 30)))
+        response = emulator.service.handle(route, headers, body, kind, params)
+        cpu = time.thread_time() - started_cpu
+        if emulator.latency_ms:
+            emulator.stopping.wait(emulator.latency_ms / 1000)
+        self._log_response(split.path, response, cpu, kind)
+        if kind == "truncate":
+            self._send_truncated(response, incomplete=bool(params.get("incomplete")))
+            return
+        self._send(response.status, response.body, response.content_type, response.headers)
+
+    def _log(  # noqa: PLR0913 - every field of the record
+        self, path: str, body: Any, status: int, account: Any, started_cpu: float,  # noqa: ANN401
+        fault: str | None = None,
+    ) -> None:
+        self.server.emulator.record(RequestRecord(
+            method=self.command, path=path, body=body, status=status,
+            account=getattr(account, "name", None), time=self.server.emulator.now,
+            fault=fault, cpu_seconds=time.thread_time() - started_cpu,
+            user_agent=self.headers.get("User-Agent"),
+        ))
+
+    def _log_response(self, path: str, response: ApiResponse, cpu: float, fault: str | None) -> None:
+        self.server.emulator.record(RequestRecord(
+            method=self.command, path=path, body=response.request_body, status=response.status,
+            account=response.account, time=self.server.emulator.now, fault=fault,
+            cpu_seconds=cpu, user_agent=self.headers.get("User-Agent"),
+        ))
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_truncated(self, response: ApiResponse, *, incomplete: bool) -> None:
+        cut = response.body[: max(1, len(response.body) // 2)]
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        # Either a well-framed body that is not valid JSON, or a body shorter than announced.
+        self.send_header("Content-Length", str(len(response.body) if incomplete else len(cut)))
+        self.end_headers()
+        self.wfile.write(cut)
+        self.wfile.flush()
+        if incomplete:
+            self.close_connection = True
+            self._reset_connection()
+
+    def _reset_connection(self) -> None:
+        self.close_connection = True
+        # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+
+    # -- control routes --------------------------------------------------------------------
+
+    def _control(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
+        try:
+            payload = json.loads(body) if body else {}
+            if not isinstance(payload, dict):
+                raise ControlError("control requests take a JSON object")
+            result = self.server.emulator.control(self.command, path, query, payload)
+        except ControlError as exc:
+            self._send(exc.status, json.dumps({"error": str(exc)}).encode(), "application/json")
+            return
+        except (ValueError, KeyError, TypeError, TimestampError) as exc:
+            message = f"bad control request: {exc}"
+            self._send(400, json.dumps({"error": message}).encode(), "application/json")
+            return
+        self._send(200, json.dumps(result).encode(), "application/json")
+
+
+def _json_or_none(body: bytes) -> Any:  # noqa: ANN401 - any JSON value
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def start_server(emulator: Emulator, host: str, port: int) -> tuple[EmulatorHTTPServer, threading.Thread]:
+    """Bind and start serving in a background thread; return the server and its thread."""
+    server = EmulatorHTTPServer((host, port), emulator)
+    thread = threading.Thread(target=server.serve_forever, name="events-api-emulator", daemon=True)
+    thread.start()
+    return server, thread
+

@@ -1,0 +1,176 @@
+"""Event streams in ingestion order, and the signed cursors that walk them.
+
+A stream keeps only an ``array`` of timestamps (nanoseconds) indexed by ingestion position;
+the event itself is rendered on demand by :class:`~.data.StreamRenderer`. Positions never
+change once assigned, so a cursor is just "the next position to look at" plus the query it
+belongs to. Because late events (timestamps older than events ingested before them) are
+appended at the end, a cursor re-polled after ``has_more: false`` sees them, exactly the
+eventual-consistency behaviour that breaks collectors which resume by timestamp.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import hashlib
+import hmac
+import json
+import threading
+from array import array
+from dataclasses import astuple, dataclass
+
+from tap_onepassword.emulator.data import StreamRenderer
+
+_BLOCK = 256
+"""Positions per block of the prefix-maximum index used to skip old events quickly."""
+_NO_END = (1 << 63) - 1
+
+
+class CursorRejected(ValueError):
+    """A cursor is forged, from another endpoint or account, or signed with an old secret."""
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """What a cursor remembers: the query it continues and where to look next."""
+
+    endpoint: str
+    account: str
+    position: int
+    limit: int
+    start_ns: int
+    end_ns: int | None
+
+
+class CursorCodec:
+    """Encodes cursor states as opaque base64url strings signed with a per-process secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        """Sign with ``secret``; a new codec with another secret rejects older cursors."""
+        self._secret = secret
+
+    def encode(self, state: CursorState) -> str:
+        """Return the opaque cursor string for ``state``."""
+        payload = json.dumps(astuple(state), separators=(",", ":")).encode()
+        signature = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(signature + payload).rstrip(b"=").decode()
+
+    def decode(self, cursor: str) -> CursorState:
+        """Verify and decode a cursor string.
+
+        Raises:
+            CursorRejected: for anything this codec did not sign.
+        """
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except (ValueError, TypeError) as exc:
+            msg = "invalid cursor"
+            raise CursorRejected(msg) from exc
+        signature, payload = raw[:16], raw[16:]
+        expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
+        if len(signature) != 16 or not hmac.compare_digest(signature, expected):  # noqa: PLR2004
+            msg = "invalid cursor"
+            raise CursorRejected(msg)
+        try:
+            return CursorState(*json.loads(payload))
+        except (ValueError, TypeError) as exc:
+            msg = "invalid cursor"
+            raise CursorRejected(msg) from exc
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The positions one page serves and where the next request continues."""
+
+    positions: list[int]
+    next_position: int
+    has_more: bool
+
+
+class EventStream:
+    """One account's events of one feature: timestamps in ingestion order plus a renderer."""
+
+    def __init__(self, renderer: StreamRenderer, timestamps: array[int]) -> None:
+        """Take ownership of ``timestamps`` (ingestion order) and index them."""
+        self.renderer = renderer
+        self._stamps: array[int] = array("q")
+        self._block_max: array[int] = array("q")
+        self._late: list[int] = []
+        self._late_set: set[int] = set()
+        self._running_max = -_NO_END
+        self._lock = threading.Lock()
+        self._extend(timestamps)
+
+    def __len__(self) -> int:
+        """Return how many events were ever ingested (retention not applied)."""
+        return len(self._stamps)
+
+    def _extend(self, timestamps: array[int] | list[int]) -> None:
+        stamps, block_max, late = self._stamps, self._block_max, self._late
+        running = self._running_max
+        position = len(stamps)
+        stamps.extend(timestamps)
+        for stamp in timestamps:
+            if stamp < running:
+                late.append(position)
+            else:
+                running = stamp
+            if position % _BLOCK == 0:
+                block_max.append(running)
+            else:
+                block_max[-1] = running
+            position += 1
+        self._running_max = running
+        self._late_set.update(late[len(self._late_set):])
+
+    def append(self, timestamps: list[int]) -> range:
+        """Ingest events with these timestamps now; return their positions."""
+        with self._lock:
+            first = len(self._stamps)
+            self._extend(timestamps)
+            return range(first, len(self._stamps))
+
+    def timestamp(self, position: int) -> int:
+        """Return the stored timestamp of the event at ``position``."""
+        return self._stamps[position]
+
+    @property
+    def newest_ns(self) -> int:
+        """Return the largest timestamp ingested so far."""
+        return self._running_max
+
+    def select(
+        self, position: int, low_ns: int, end_ns: int | None, limit: int
+    ) -> Selection:
+        """Pick up to ``limit`` positions from ``position`` on with ``low_ns <= ts < end_ns``.
+
+        Skips whole blocks whose prefix maximum is below ``low_ns``; stops scanning in-order
+        events at the first one past ``end_ns`` and then only checks the (few) late events.
+        """
+        high = _NO_END if end_ns is None else end_ns
+        with self._lock:
+            stamps = self._stamps
+            count = len(stamps)
+            block = bisect.bisect_left(self._block_max, low_ns)
+            index = max(position, block * _BLOCK)
+            found: list[int] = []
+            want = limit + 1
+            late_set = self._late_set
+            while index < count:
+                stamp = stamps[index]
+                if stamp >= high:
+                    if index not in late_set:
+                        # In-order events only get newer: the rest can only be late arrivals.
+                        tail = self._late[bisect.bisect_right(self._late, index):]
+                        found.extend(
+                            late for late in tail if low_ns <= stamps[late] < high
+                        )
+                        break
+                elif stamp >= low_ns:
+                    found.append(index)
+                    if len(found) == want:
+                        break
+                index += 1
+        if len(found) > limit:
+            return Selection(found[:limit], found[limit - 1] + 1, has_more=True)
+        return Selection(found, count, has_more=False)

@@ -1,0 +1,29 @@
+"""Fixtures for the emulator's own tests: a running emulator and an HTTP session per account."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tap_onepassword.emulator import Emulator
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    """A running emulator with the default accounts and 1,000 events per stream."""
+    with Emulator(seed=7, events=1000) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    """A plain HTTP session (no token set)."""
+    with requests.Session() as session:
+        yield session
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Return the Authorization header for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
