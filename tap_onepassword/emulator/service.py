@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tap_onepassword.emulator.accounts import Account
@@ -218,20 +218,21 @@ class EventsService:
         codec = self.codec
         state = self._state_from(request, endpoint, account, codec)
         stream = self.streams(account.name, feature)
+        if state.horizon < 0:  # a fresh query: the history it covers ends here
+            state = replace(state, horizon=len(stream))
         if empty_page:
             return _envelope(codec.encode(state), has_more=True, items=[])
-        low = max(state.start_ns, self.retention_start_ns())
-        selection = stream.select(state.position, low, state.end_ns, state.limit)
+        selection = stream.select(
+            state.position, start_ns=state.start_ns, horizon=state.horizon,
+            retention_ns=self.retention_start_ns(), end_ns=state.end_ns, limit=state.limit,
+        )
         renderer = stream.renderer
         v2 = version == "v2"
         items = [
             renderer.render(position, stream.timestamp(position), v2=v2)
             for position in selection.positions
         ]
-        next_state = CursorState(
-            endpoint, account.name, selection.next_position, state.limit, state.start_ns,
-            state.end_ns,
-        )
+        next_state = replace(state, position=selection.next_position)
         return _envelope(codec.encode(next_state), has_more=selection.has_more, items=items)
 
     def _state_from(
@@ -259,7 +260,7 @@ class EventsService:
             start_ns = (end_ns if end_ns is not None else self.clock.now_ns()) - HOUR_NS
         if end_ns is not None and start_ns > end_ns:
             raise ApiError(400, "start_time is after end_time")
-        return CursorState(endpoint, account.name, 0, limit, start_ns, end_ns)
+        return CursorState(endpoint, account.name, 0, limit, start_ns, -1, end_ns)
 
 
 def _rate_key(claims: TokenClaims) -> str:

@@ -32,13 +32,18 @@ class CursorRejected(ValueError):
 
 @dataclass(frozen=True)
 class CursorState:
-    """What a cursor remembers: the query it continues and where to look next."""
+    """What a cursor remembers: the query it continues and where to look next.
+
+    ``horizon`` is the stream length when the query began: older events are held to
+    ``start_ns``, newer ones (late arrivals included) are not.
+    """
 
     endpoint: str
     account: str
     position: int
     limit: int
     start_ns: int
+    horizon: int
     end_ns: int | None
 
 
@@ -139,20 +144,33 @@ class EventStream:
         """Return the largest timestamp ingested so far."""
         return self._running_max
 
-    def select(
-        self, position: int, low_ns: int, end_ns: int | None, limit: int
+    def select(  # noqa: PLR0913 - the query a cursor carries, spelled out
+        self,
+        position: int,
+        *,
+        start_ns: int,
+        horizon: int,
+        retention_ns: int,
+        end_ns: int | None,
+        limit: int,
     ) -> Selection:
-        """Pick up to ``limit`` positions from ``position`` on with ``low_ns <= ts < end_ns``.
+        """Pick up to ``limit`` positions from ``position`` on that the query still owes.
 
-        Skips whole blocks whose prefix maximum is below ``low_ns``; stops scanning in-order
-        events at the first one past ``end_ns`` and then only checks the (few) late events.
+        Events ingested before the query began (positions below ``horizon``) must lie in
+        ``[start_ns, end_ns)``; events ingested since only need to be before ``end_ns``, so a
+        late event is served even when its timestamp predates ``start_ns``. Nothing older than
+        ``retention_ns`` is served. Whole blocks of history older than the lower bound are
+        skipped; once an in-order event passes ``end_ns`` only the few late events are checked.
         """
         high = _NO_END if end_ns is None else end_ns
+        history_low = max(start_ns, retention_ns)
         with self._lock:
             stamps = self._stamps
             count = len(stamps)
-            block = bisect.bisect_left(self._block_max, low_ns)
-            index = max(position, block * _BLOCK)
+            # Skip blocks whose newest event is older than the bound that applies to them.
+            history_skip = bisect.bisect_left(self._block_max, history_low) * _BLOCK
+            recent_skip = bisect.bisect_left(self._block_max, retention_ns) * _BLOCK
+            index = max(position, min(history_skip, max(horizon, recent_skip)))
             found: list[int] = []
             want = limit + 1
             late_set = self._late_set
@@ -163,10 +181,12 @@ class EventStream:
                         # In-order events only get newer: the rest can only be late arrivals.
                         tail = self._late[bisect.bisect_right(self._late, index):]
                         found.extend(
-                            late for late in tail if low_ns <= stamps[late] < high
+                            late for late in tail
+                            if (history_low if late < horizon else retention_ns)
+                            <= stamps[late] < high
                         )
                         break
-                elif stamp >= low_ns:
+                elif stamp >= (history_low if index < horizon else retention_ns):
                     found.append(index)
                     if len(found) == want:
                         break

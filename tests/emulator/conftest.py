@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -24,6 +24,11 @@ def http() -> Iterator[requests.Session]:
         yield session
 
 
-def bearer(token: str) -> dict[str, str]:
-    """Return the Authorization header for ``token``."""
+def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def bearer() -> Callable[[str], dict[str, str]]:
+    """Turn a token into the Authorization header that carries it."""
+    return _bearer
