@@ -1,22 +1,353 @@
-"""tap-onepassword: the Tap class (placeholder until the streams land)."""
+"""tap-onepassword: settings, the stream list, and what streams share within a run."""
 
 from __future__ import annotations
 
-from singer_sdk import Tap
+import threading
+from functools import cached_property
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import click
+from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from singer_sdk.tap_base import CliTestOptionValue
+from typing_extensions import override
+
+from tap_onepassword.cli import OnePasswordCommand
+from tap_onepassword.errors import ConfigError, TapOnePasswordError
+from tap_onepassword.ratebudget import RateBudget
+from tap_onepassword.settings import Account, Settings, load_settings, schema_errors
+from tap_onepassword.streams import (
+    AuditEventsStream,
+    IntrospectionStream,
+    ItemUsagesStream,
+    SignInAttemptsStream,
+)
+
+if TYPE_CHECKING:
+    from singer_sdk.singerlib import Catalog
+    from singer_sdk.singerlib.encoding.base import GenericSingerWriter
+
+    from tap_onepassword.client import EventStream
+
+EVENT_STREAMS = (SignInAttemptsStream, ItemUsagesStream, AuditEventsStream)
 
 
 class TapOnePassword(Tap):
-    """Singer tap for the 1Password Events API."""
+    """Singer tap for the 1Password Events API: sign-in attempts, item usages, audit events and token introspection, for one or several accounts."""  # noqa: E501
 
     name = "tap-onepassword"
+    message_writer_class = MsgSpecWriter
+
+    # No BATCH: the tap writes STATE after each page it emitted, which with batch files would
+    # checkpoint records that are not in a BATCH message yet.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        capability for capability in Tap.capabilities if capability != PluginCapabilities.BATCH
+    ]
+
     config_jsonschema = th.PropertiesList(
-        th.Property("token", th.StringType, secret=True, description="Events API bearer token."),
+        th.Property(
+            "token",
+            th.StringType,
+            secret=True,
+            title="Events API token",
+            description=(
+                "The Events API bearer token of one account (1Password > Integrations > "
+                "Events Reporting). Its account is named `default`. Set either this or "
+                "`accounts`."
+            ),
+        ),
+        th.Property(
+            "accounts",
+            th.ArrayType(
+                th.ObjectType(
+                    th.Property(
+                        "name",
+                        th.StringType,
+                        required=True,
+                        description=(
+                            "A stable name for the account; it goes into every record "
+                            "(`account_name`) and into state, so do not rename it."
+                        ),
+                    ),
+                    th.Property(
+                        "token",
+                        th.StringType,
+                        required=True,
+                        secret=True,
+                        description="The account's Events API bearer token.",
+                    ),
+                    th.Property(
+                        "base_url",
+                        th.StringType,
+                        description="The account's Events API URL, when not the top-level one.",
+                    ),
+                    additional_properties=False,
+                )
+            ),
+            secret=True,
+            title="Accounts",
+            description=(
+                "Several accounts read in one run (e.g. a managed service provider's clients): "
+                "a list of {name, token, base_url?}. Set either this or `token`."
+            ),
+        ),
+        th.Property(
+            "base_url",
+            th.StringType,
+            title="Base URL",
+            description=(
+                "Events API URL. Default: `https://` + the host named in the token's `aud` "
+                "claim, which must be one of events.1password.com, events.ent.1password.com, "
+                "events.1password.ca, events.1password.eu. An explicit value must be https://, "
+                "or http:// to localhost only. With `accounts`, the default for accounts that "
+                "set none."
+            ),
+        ),
+        th.Property(
+            "api_version",
+            th.StringType,
+            default="v2",
+            allowed_values=["v2", "v1"],
+            title="API version",
+            description=(
+                "Endpoint generation to read: v2 (adds MSP fields and actor_type) or v1. "
+                "Switching re-reads from the last emitted event minus lookback_minutes."
+            ),
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            title="Start date",
+            description=(
+                "Lower bound of the first run (RFC 3339). Default and earliest: now minus 120 "
+                "days, the API's retention. Later runs resume from their cursor."
+            ),
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            title="End date",
+            description="Upper bound (exclusive, RFC 3339). Default: none, read up to now.",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType(minimum=1, maximum=1000),
+            default=1000,
+            title="Page size",
+            description="Events per request (`limit` of reset requests), 1 to 1000.",
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType(exclusive_minimum=0),
+            default=60,
+            title="Request timeout",
+            description="Seconds to wait for an answer to one request before retrying it.",
+        ),
+        th.Property(
+            "max_requests_per_minute",
+            th.IntegerType(minimum=1),
+            default=600,
+            title="Max requests per minute",
+            description=(
+                "Client-side budget per token, shared by all streams and accounts using it "
+                "(the API allows 600)."
+            ),
+        ),
+        th.Property(
+            "max_requests_per_hour",
+            th.IntegerType(minimum=1),
+            default=30000,
+            title="Max requests per hour",
+            description="Client-side budget per token, like the per-minute one (the API allows 30000).",
+        ),
+        th.Property(
+            "lookback_minutes",
+            th.IntegerType(minimum=0),
+            default=60,
+            title="Lookback minutes",
+            description=(
+                "When no usable cursor is stored (the API rejected it, or api_version "
+                "changed), re-read from the last emitted event minus this many minutes. "
+                "Duplicates, never gaps; the primary key removes them."
+            ),
+        ),
+        th.Property(
+            "ca_bundle",
+            th.StringType,
+            title="CA bundle",
+            description=(
+                "Path to a PEM file of CA certificates to trust (e.g. a corporate TLS proxy). "
+                "TLS verification cannot be turned off."
+            ),
+        ),
     ).to_dict()
 
-    def discover_streams(self) -> list:  # type: ignore[type-arg]
-        """Return no streams yet."""
-        return []
+    def __init__(  # noqa: PLR0913 - the SDK's signature
+        self,
+        *,
+        config: dict[str, Any] | PurePath | str | list[PurePath | str] | None = None,
+        catalog: PurePath | str | dict[str, Any] | Catalog | None = None,
+        state: PurePath | str | dict[str, Any] | None = None,
+        parse_env_config: bool = False,
+        validate_config: bool = True,
+        setup_mapper: bool = True,
+        message_writer: GenericSingerWriter[Any, Any] | None = None,
+    ) -> None:
+        """Create the tap and, unless told not to, check the config before anything else.
+
+        Args:
+            config: Config dict (or the SDK's deprecated file paths).
+            catalog: Catalog to apply.
+            state: State to resume from.
+            parse_env_config: Read `TAP_ONEPASSWORD_*` environment variables too.
+            validate_config: Check the config (off for discovery).
+            setup_mapper: Set up stream maps.
+            message_writer: Where Singer messages go.
+
+        Raises:
+            ConfigError: The config cannot work; one line says what to change.
+        """
+        self._budgets: dict[str, RateBudget] = {}
+        self._budgets_lock = threading.Lock()
+        self._access: dict[str, dict[str, Any]] | None = None
+        self._access_lock = threading.Lock()
+        try:
+            super().__init__(
+                config=config,
+                catalog=catalog,
+                state=state,
+                parse_env_config=parse_env_config,
+                validate_config=validate_config,
+                setup_mapper=setup_mapper,
+                message_writer=message_writer,
+            )
+        except ConfigValidationError:
+            # The SDK's messages can quote values, and values can be tokens: say it by path.
+            problems = schema_errors(self.config, self.config_jsonschema)
+            raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+        if validate_config:
+            _ = self.settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The checked settings (raises ConfigError on the first problem)."""
+        return load_settings(self.config, self.config_jsonschema)
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        # Introspection first: the tap asks it before any event request anyway.
+        return [IntrospectionStream(self), *(stream(self) for stream in EVENT_STREAMS)]
+
+    def budget_for(self, account: Account) -> RateBudget:
+        """The request budget of the account's token, shared with every account using it.
+
+        Args:
+            account: The account.
+
+        Returns:
+            Its token's budget.
+        """
+        with self._budgets_lock:
+            budget = self._budgets.get(account.token_id)
+            if budget is None:
+                budget = RateBudget(
+                    self.settings.max_requests_per_minute, self.settings.max_requests_per_hour
+                )
+                self._budgets[account.token_id] = budget
+            return budget
+
+    def access(self, account: Account) -> dict[str, Any]:
+        """What the account's token may read, from introspection (all accounts, once per run).
+
+        All accounts are introspected at the first call, so a refused token stops the run
+        before any events are read.
+
+        Args:
+            account: The account.
+
+        Returns:
+            Its introspection record (`features` always a list).
+        """
+        with self._access_lock:
+            if self._access is None:
+                introspection = self.introspection_stream
+                self._access = {a.name: introspection.introspect(a) for a in self.settings.accounts}
+            return self._access[account.name]
+
+    @property
+    def introspection_stream(self) -> IntrospectionStream:
+        """The stream that knows how to introspect."""
+        stream = self.streams["introspection"]
+        if not isinstance(stream, IntrospectionStream):  # pragma: no cover - fixed stream list
+            raise TypeError(stream)
+        return stream
+
+    def check_accounts(self) -> bool:
+        """`--test`: introspect each account and read one page of each permitted stream.
+
+        Prints what works and what does not, in plain words.
+
+        Returns:
+            True when every account works.
+        """
+        working = True
+        for account in self.settings.accounts:
+            try:
+                access = self.introspection_stream.introspect(account)
+            except TapOnePasswordError as exc:
+                click.echo(f"account '{account.name}': FAILED: {exc}")
+                working = False
+                continue
+            features = ", ".join(access["features"]) or "none"
+            click.echo(
+                f"account '{account.name}' at {account.base_url}: token accepted "
+                f"(integration {access.get('uuid')}, issued {access.get('issued_at')}); "
+                f"features: {features}"
+            )
+            for stream in self.event_streams:
+                working = self._check_stream(stream, account, access) and working
+        click.echo("all accounts work" if working else "some checks FAILED (see above)")
+        return working
+
+    @property
+    def event_streams(self) -> list[EventStream]:
+        """The event streams, in the tap's order."""
+        return [self.streams[stream.name] for stream in EVENT_STREAMS]  # type: ignore[misc]
+
+    @staticmethod
+    def _check_stream(stream: EventStream, account: Account, access: dict[str, Any]) -> bool:
+        if stream.feature not in access["features"]:
+            click.echo(f"  {stream.name}: skipped, the token lacks the '{stream.feature}' feature")
+            return True
+        body = {**stream.reset_body({}), "limit": 1}
+        context = {"account_name": account.name}
+        try:
+            page = next(iter(stream.request_pages(context, body)))
+        except TapOnePasswordError as exc:
+            click.echo(f"  {stream.name}: FAILED: {exc}")
+            return False
+        found = "events found" if page.items else f"no events since {body['start_time']}"
+        click.echo(f"  {stream.name}: OK, reading works ({found})")
+        return True
+
+    @classmethod
+    @override
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config = ctx.params["config"]
+        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        ctx.exit(0 if tap.check_accounts() else 1)
+
+    @classmethod
+    @override
+    def get_singer_command(cls) -> click.Command:
+        return OnePasswordCommand.wrapping(super().get_singer_command(), logger=cls.logger)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,7 @@
+"""`python -m tap_onepassword`: the same command as `tap-onepassword`."""
+
+from __future__ import annotations
+
+from tap_onepassword.tap import TapOnePassword
+
+TapOnePassword.cli()

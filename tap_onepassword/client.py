@@ -1,0 +1,829 @@
+"""The base streams of the Events API: requests on one side, records and state on the other.
+
+The network side (`OnePasswordStream.fetch`, `EventStream.request_pages`) turns a request body
+into budgeted, retried requests and parsed pages (items, cursor, has_more). It reads no stream
+state and writes none, so it can run for several streams and accounts on background threads.
+The SDK side (`EventStream.get_records`) consumes those pages in order: it emits a page's
+records, and only then moves the partition's cursor forward and writes a STATE message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta, timezone
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import backoff
+import msgspec
+import requests
+from singer_sdk import RESTStream
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.streams.rest import HTTPRequest, PageContext
+from typing_extensions import override
+
+from tap_onepassword.errors import (
+    AccountUnauthorizedError,
+    ApiResponseError,
+    CursorRejectedError,
+)
+from tap_onepassword.progress import Progress
+from tap_onepassword.settings import Account, Settings, retention_start
+from tap_onepassword.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context
+
+    from tap_onepassword.tap import TapOnePassword
+
+RequestBody = dict[str, Any]
+"""A JSON request body: `{"cursor": ...}` to continue, or `{"limit", "start_time", ...}`."""
+
+T = TypeVar("T")
+
+RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+"""What is worth another try: the SDK's own list (throttling, 5xx, resets, timeouts, broken
+bodies); `decode_page` turns a truncated or non-JSON body into a `RetriableAPIError`."""
+
+MAX_STALLED_PAGES = 3
+"""Empty pages with `has_more: true` and an unchanged cursor accepted in a row before the tap
+leaves the rest for the next run (the spec allows such pages; endless ones would spin)."""
+
+
+class Page(msgspec.Struct, frozen=True):
+    """One response of a data endpoint."""
+
+    cursor: str
+    has_more: bool
+    items: list[dict[str, Any]]
+
+
+_page_decoder = msgspec.json.Decoder(Page)
+_object_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def decode_page(body: bytes) -> Page:
+    """Parse a data endpoint's body once, into items, cursor and has_more.
+
+    Args:
+        body: The raw response body.
+
+    Returns:
+        The page. Items stay as the API sent them (nested values untouched).
+
+    Raises:
+        RetriableAPIError: The body is not JSON (e.g. cut short): asking again may help.
+        ApiResponseError: The body is JSON but not an events envelope.
+    """
+    try:
+        return _page_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        msg = f"the API answered a body that is not an events page ({exc})"
+        raise ApiResponseError(msg) from None
+    except msgspec.DecodeError as exc:
+        msg = f"the API answered an incomplete or non-JSON body ({exc})"
+        raise RetriableAPIError(msg) from None
+
+
+def decode_object(body: bytes) -> dict[str, Any]:
+    """Parse a JSON object body (introspection).
+
+    Args:
+        body: The raw response body.
+
+    Returns:
+        The object.
+
+    Raises:
+        RetriableAPIError: The body is not JSON (e.g. cut short).
+        ApiResponseError: The body is JSON but not an object.
+    """
+    try:
+        return _object_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        msg = f"the API answered a body that is not a JSON object ({exc})"
+        raise ApiResponseError(msg) from None
+    except msgspec.DecodeError as exc:
+        msg = f"the API answered an incomplete or non-JSON body ({exc})"
+        raise RetriableAPIError(msg) from None
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Read `Retry-After` as seconds (a number or an HTTP date); None when absent or unreadable.
+
+    Args:
+        response: A 429 response.
+
+    Returns:
+        Seconds to wait, at least 0.
+    """
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+
+
+class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
+    """Follows the body cursor of the data endpoints while `has_more` is true.
+
+    The value is the next request body (`{"cursor": ...}`); it starts as None, meaning "the
+    first body the caller chose". Each response is parsed once, here, and the page is kept for
+    `has_more` and `get_next`.
+    """
+
+    def __init__(self) -> None:
+        """Start before the first request."""
+        super().__init__(None)
+        self._response: requests.Response | None = None
+        self._page: Page | None = None
+        self._stalls = 0
+
+    def page_of(self, response: requests.Response) -> Page:
+        """Parse a response's page, once per response.
+
+        Args:
+            response: A 200 response of a data endpoint.
+
+        Returns:
+            Its page.
+        """
+        if response is not self._response or self._page is None:
+            self._page = decode_page(response.content)
+            self._response = response
+        return self._page
+
+    def advance_past(self, page: Page) -> None:
+        """Advance past the page last returned by `page_of`.
+
+        Args:
+            page: That page.
+        """
+        if page is not self._page or self._response is None:
+            msg = "advance_past() needs the page last parsed by this paginator"
+            raise RuntimeError(msg)
+        self.advance(self._response)
+
+    @override
+    def advance(self, response: requests.Response) -> None:
+        page = self.page_of(response)
+        # An empty page with has_more and the cursor we sent is legal ("the next request may
+        # still come back empty"): ask again with the same cursor a few times. The SDK's loop
+        # detector would otherwise stop the sync on the repeated cursor.
+        stalled = (
+            page.has_more and not page.items and self.current_value == {"cursor": page.cursor}
+        )
+        self._stalls = self._stalls + 1 if stalled else 0
+        if stalled and self._stalls <= MAX_STALLED_PAGES:
+            return
+        super().advance(response)
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        return self.page_of(response).has_more and self._stalls <= MAX_STALLED_PAGES
+
+    @override
+    def get_next(self, response: requests.Response) -> RequestBody | None:
+        return {"cursor": self.page_of(response).cursor}
+
+    @override
+    def continue_if_empty(self, response: requests.Response) -> bool:
+        return self.has_more(response)
+
+
+class OnePasswordStream(RESTStream[RequestBody | None]):
+    """A stream read per configured account, through budgeted and retried requests."""
+
+    RETRY_BASE_SECONDS: ClassVar[float] = 1.0
+    """First wait after a failed request; it doubles on each further failure."""
+
+    RETRY_MAX_SECONDS: ClassVar[float] = 60.0
+    """Longest wait without Retry-After: the API's per-minute rate window."""
+
+    MAX_TRIES: ClassVar[int] = 10
+    """Attempts per request before giving up (about 6 minutes of waiting at most)."""
+
+    def __init__(self, tap: TapOnePassword) -> None:
+        """Bind the stream to the tap, which holds the settings, budgets and account access.
+
+        Args:
+            tap: The tap.
+        """
+        super().__init__(tap=tap)
+        self.tap = tap
+        self._sessions: dict[str, requests.Session] = {}
+        self._sessions_lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """The tap's checked settings."""
+        return self.tap.settings
+
+    @property
+    @override
+    def url_base(self) -> str:
+        # Each account has its own host; see get_url.
+        return ""
+
+    def account_of(self, context: Context | None) -> Account:
+        """The account a partition context names.
+
+        Args:
+            context: `{"account_name": ...}`.
+
+        Returns:
+            The configured account.
+        """
+        if not context:
+            msg = f"{self.name} is read per account and needs a partition context"
+            raise ValueError(msg)
+        return self.settings.account(context["account_name"])
+
+    @property
+    @override
+    def partitions(self) -> list[dict[str, Any]] | None:
+        # One partition per configured account, in configuration order. The SDK's default
+        # (partitions found in state) would drop new accounts and keep removed ones.
+        return [{"account_name": account.name} for account in self.settings.accounts]
+
+    @override
+    def get_url(self, context: Context | None) -> str:
+        return self.account_of(context).base_url + (self.path or "")
+
+    @property
+    @override
+    def http_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": f"tap-onepassword/{self.tap.plugin_version}"}
+
+    @override
+    def get_http_request(self, *, page: PageContext[RequestBody | None]) -> HTTPRequest:
+        request = super().get_http_request(page=page)
+        # The token goes in the header of this one request, chosen by the partition's account;
+        # it is never put in a context, state or a log line.
+        token = self.account_of(page.stream_context).token
+        request.headers["Authorization"] = f"Bearer {token}"
+        return request
+
+    def session_for(self, account: Account) -> requests.Session:
+        """One HTTP session (connection pool) per account, safe to use from one thread each.
+
+        Args:
+            account: The account.
+
+        Returns:
+            Its session, verifying TLS with the system CAs or `ca_bundle` (never off).
+        """
+        with self._sessions_lock:
+            session = self._sessions.get(account.name)
+            if session is None:
+                session = requests.Session()
+                session.verify = self.settings.ca_bundle or True
+                self._sessions[account.name] = session
+            return session
+
+    # Network side -----------------------------------------------------------------------
+
+    def fetch(
+        self,
+        account: Account,
+        request: HTTPRequest,
+        decode: Callable[[requests.Response], T],
+    ) -> T:
+        """Send one request within the token's budget, retrying what may pass, and decode it.
+
+        Decoding happens inside the retry, so a body cut short is fetched again.
+
+        Args:
+            account: Whose token and budget to use.
+            request: The request (URL, method, headers, JSON body).
+            decode: Parses a 200 response.
+
+        Returns:
+            The decoded response.
+
+        Raises:
+            ApiResponseError: Retries ran out, or the API answered something unusable.
+        """
+        attempt = backoff.on_exception(
+            self.backoff_wait_generator,
+            RETRIABLE_ERRORS,
+            max_tries=self.backoff_max_tries,
+            jitter=self.backoff_jitter,
+            on_backoff=self.backoff_handler,
+            logger=None,
+        )(self._attempt)
+        try:
+            return attempt(account, request, decode)
+        except RETRIABLE_ERRORS as exc:
+            msg = (
+                f"{self.name}, account '{account.name}': gave up after {self.MAX_TRIES} "
+                f"attempts; last error: {_describe(exc)}"
+            )
+            raise ApiResponseError(msg) from None
+        except (AccountUnauthorizedError, CursorRejectedError, ApiResponseError):
+            raise
+        except FatalAPIError as exc:
+            msg = f"{self.name}, account '{account.name}': {exc}"
+            raise ApiResponseError(msg) from None
+
+    def _attempt(
+        self,
+        account: Account,
+        request: HTTPRequest,
+        decode: Callable[[requests.Response], T],
+    ) -> T:
+        self.tap.budget_for(account).acquire()
+        try:
+            response = self.session_for(account).request(
+                request.method,
+                request.url,
+                json=request.data,
+                headers=request.headers,
+                timeout=self.settings.request_timeout,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as exc:
+            msg = (
+                f"account '{account.name}': TLS verification failed for {account.base_url} "
+                f"({_describe(exc)}). If a proxy intercepts TLS, set ca_bundle to its CA "
+                "certificates (verification cannot be turned off)."
+            )
+            raise ApiResponseError(msg) from None
+        if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+            # Everyone on this token waits, not only this stream: the server counts them all.
+            pause = retry_after_seconds(response)
+            self.tap.budget_for(account).pause(1.0 if pause is None else pause)
+        if response.status_code in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            raise AccountUnauthorizedError(
+                account.name, account.base_url + (self.path or ""), response.status_code
+            )
+        self.validate_response(response)
+        return decode(response)
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status in self.extra_retry_statuses or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise RetriableAPIError(self.response_error_message(response), response)
+        if status >= HTTPStatus.BAD_REQUEST:
+            body = response.request.body or b""
+            sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(
+                b'{"cursor"'
+            )
+            if sent_cursor and status not in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+                raise CursorRejectedError(self.response_error_message(response))
+            raise FatalAPIError(self.response_error_message(response))
+        if status != HTTPStatus.OK:
+            msg = f"unexpected {self.response_error_message(response)}"
+            raise FatalAPIError(msg)
+
+    @override
+    def response_error_message(self, response: requests.Response) -> str:
+        # Both documented error bodies ({"Error":{"Message"}} and {"status","message"}) and
+        # plain text (404 page not found) are read; long bodies are cut.
+        detail = response.text[:300].strip()
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            error = body.get("Error")
+            if isinstance(error, dict) and isinstance(error.get("Message"), str):
+                detail = error["Message"]
+            elif isinstance(body.get("message"), str):
+                detail = body["message"]
+        path = requests.utils.urlparse(response.url).path
+        return f"{response.status_code} {response.reason} from {path}: {detail}".rstrip(": ")
+
+    @override
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        def waits() -> Generator[float, Any, None]:
+            attempt = 0
+            exception = yield 0.0  # primed by backoff before the first failure
+            while True:
+                attempt += 1
+                exception = yield self.retry_wait(exception, attempt)
+
+        return waits()
+
+    def retry_wait(self, exception: Exception, attempt: int) -> float:
+        """How long to wait before attempt `attempt + 1`.
+
+        A 429 with `Retry-After` waits exactly that long; anything else waits 1 s, 2 s, 4 s,
+        ... up to 60 s, the length of the API's per-minute window.
+
+        Args:
+            exception: Why the last attempt failed.
+            attempt: How many attempts failed so far.
+
+        Returns:
+            Seconds.
+        """
+        expo = min(self.RETRY_MAX_SECONDS, self.RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+        response = getattr(exception, "response", None)
+        if isinstance(response, requests.Response) and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+            retry_after = retry_after_seconds(response)
+            if retry_after is not None:
+                return retry_after
+        return expo
+
+    @override
+    def backoff_max_tries(self) -> int:
+        return self.MAX_TRIES
+
+    @override
+    def backoff_jitter(self, value: float) -> float:
+        # No jitter: Retry-After is honoured exactly and waits stay predictable.
+        return value
+
+    @override
+    def backoff_handler(self, details: Details) -> None:
+        account, request = details["args"][0], details["args"][1]
+        self.logger.warning(
+            "%s, account '%s': %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+            self.name,
+            account.name,
+            request.method,
+            self.path,
+            _describe(details.get("exception")),
+            details.get("wait", 0.0),
+            details["tries"] + 1,
+            self.MAX_TRIES,
+        )
+
+
+def _describe(exc: BaseException | None) -> str:
+    """A short, secret-free description of a request failure."""
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no answer within request_timeout"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"connection failed: {type(exc).__name__}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+class EventStream(OnePasswordStream):
+    """One event endpoint (sign-in attempts, item usages, audit events) for every account."""
+
+    feature: ClassVar[str]
+    """The token feature and the endpoint's last path segment, e.g. `signinattempts`."""
+
+    http_method = "POST"
+    primary_keys = ("account_name", "uuid")
+    replication_key = "timestamp"
+
+    def __init__(self, tap: TapOnePassword) -> None:
+        """Create the stream.
+
+        Args:
+            tap: The tap.
+        """
+        super().__init__(tap)
+        self._known_fields = frozenset(self.schema["properties"])
+        self._reported_fields: set[str] = set()
+        self.finished: list[Progress] = []
+        """Progress of each account read in this run, for the summary."""
+
+    @property
+    @override
+    def is_sorted(self) -> bool:
+        # The tap resumes by the API cursor, which follows ingestion order, so an interrupted
+        # run resumes exactly; the SDK then keeps its bookmark in plain state (no
+        # "progress markers" that are wiped on restart).
+        return True
+
+    @property
+    @override
+    def check_sorted(self) -> bool:
+        # Timestamps do not increase monotonically (late events arrive with older ones).
+        return False
+
+    @property
+    def path(self) -> str:
+        """`/api/{v1|v2}/<feature>`, by the `api_version` setting."""
+        return f"/api/{self.settings.api_version}/{self.feature}"
+
+    @override
+    def get_new_paginator(self) -> EventsCursorPaginator:
+        return EventsCursorPaginator()
+
+    @override
+    def prepare_request_payload(
+        self, context: Context | None, next_page_token: RequestBody | None
+    ) -> RequestBody | None:
+        # The page token is the whole body: the first body chosen from state, then cursors.
+        return next_page_token
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        return decode_page(response.content).items
+
+    def request_pages(self, context: Context, first_body: RequestBody) -> Iterator[Page]:
+        """Network side: the pages of one account, from `first_body` while `has_more`.
+
+        Touches no state, so it may run ahead on another thread; the caller commits each page
+        after emitting it.
+
+        Args:
+            context: The account's partition context.
+            first_body: A reset body or `{"cursor": ...}`.
+
+        Yields:
+            Pages, in order.
+        """
+        account = self.account_of(context)
+        paginator = self.get_new_paginator()
+        while not paginator.finished:
+            body = paginator.current_value or first_body
+            request = self.get_http_request(page=PageContext(context, body))
+            page = self.fetch(account, request, paginator.page_of)
+            yield page
+            paginator.advance_past(page)
+
+    # SDK side ---------------------------------------------------------------------------
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        account = self.account_of(context)
+        assert context is not None  # noqa: S101 - account_of refused None already
+        access = self.tap.access(account)
+        if self.feature not in access["features"]:
+            self.logger.warning(
+                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
+                "Issue a token with that feature to read these events.",
+                self.name,
+                account.name,
+                self.feature,
+                ", ".join(access["features"]) or "none",
+            )
+            return
+        state = self.get_context_state(context)
+        progress = Progress(self.logger, self.name, account.name)
+        first_body = self.first_request_body(state, account)
+        try:
+            yield from self.emit(context, state, progress, self.request_pages(context, first_body))
+        except CursorRejectedError as rejected:
+            first_body = self.fall_back(state, account, rejected)
+            try:
+                yield from self.emit(
+                    context, state, progress, self.request_pages(context, first_body)
+                )
+            except CursorRejectedError as again:
+                msg = (
+                    f"{self.name}, account '{account.name}': the API rejected a cursor again "
+                    f"after the fallback to a timestamp ({again}); clear this account's state "
+                    "for the stream to start over from start_date"
+                )
+                raise ApiResponseError(msg) from None
+        self.finished.append(progress)
+        self.logger.info("%s", progress.summary())
+
+    def emit(
+        self,
+        context: Context,
+        state: dict[str, Any],
+        progress: Progress,
+        pages: Iterable[Page],
+    ) -> Iterator[dict[str, Any]]:
+        """SDK side: yield each page's records, then commit its cursor and write STATE.
+
+        The code after a page's last `yield` runs only when the SDK asks for the next record,
+        that is after it wrote the page's last record: the cursor never gets ahead of what
+        was emitted.
+
+        Args:
+            context: The account's partition context.
+            state: The partition's writable state.
+            progress: Counts for progress lines.
+            pages: Pages in API order.
+
+        Yields:
+            Records.
+        """
+        account_name = context["account_name"]
+        end = self.settings.end_date
+        end_bound = format_timestamp(end) if end else None
+        for page in pages:
+            newest: str | None = None
+            emitted = 0
+            for item in page.items:
+                record = self.shape_record(item, account_name)
+                timestamp = record["timestamp"]
+                if end_bound is not None and timestamp >= end_bound:
+                    continue  # end_date is exclusive
+                if newest is None or timestamp > newest:
+                    newest = timestamp
+                emitted += 1
+                yield record
+            self.commit_page(state, page, newest)
+            progress.page_done(emitted, newest)
+
+    def shape_record(self, item: dict[str, Any], account_name: str) -> dict[str, Any]:
+        """Make an API item a record: UTC timestamp, account name, no unknown top-level fields.
+
+        Nested values pass through as sent.
+
+        Args:
+            item: One element of a page's `items` (changed in place).
+            account_name: The configured account name.
+
+        Returns:
+            The record.
+
+        Raises:
+            ApiResponseError: The item has no usable `uuid` or `timestamp`.
+        """
+        try:
+            item["timestamp"] = normalise_timestamp(item["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            msg = (
+                f"{self.name}, account '{account_name}': event {item.get('uuid')!r} has no "
+                f"RFC 3339 timestamp ({item.get('timestamp')!r:.60})"
+            )
+            raise ApiResponseError(msg) from None
+        if type(item.get("uuid")) is not str:
+            msg = f"{self.name}, account '{account_name}': an event has no uuid"
+            raise ApiResponseError(msg)
+        if not self._known_fields.issuperset(item):
+            self.drop_unknown_fields(item)
+        item["account_name"] = account_name
+        return item
+
+    def drop_unknown_fields(self, item: dict[str, Any]) -> None:
+        """Remove top-level fields the schema does not know, naming each once per run.
+
+        The tap checks this itself rather than leaving it to the SDK's type conformance, which
+        may be turned down for speed.
+
+        Args:
+            item: The item (changed in place).
+        """
+        unknown = [key for key in item if key not in self._known_fields]
+        for key in unknown:
+            del item[key]
+        new = sorted(set(unknown) - self._reported_fields)
+        if new:
+            self._reported_fields.update(new)
+            self.logger.warning(
+                "%s: the API sent top-level field(s) this tap does not know: %s; they are left "
+                "out of the records (nested unknown keys are kept). A newer tap may know them.",
+                self.name,
+                ", ".join(new),
+            )
+
+    def commit_page(self, state: dict[str, Any], page: Page, newest: str | None) -> None:
+        """Record that every record of `page` was emitted, and write a STATE message.
+
+        Args:
+            state: The partition's writable state.
+            page: The page just emitted.
+            newest: Largest normalised timestamp emitted from it.
+        """
+        state["cursor"] = page.cursor
+        state["cursor_endpoint"] = self.path
+        previous = state.get("cursor_max_timestamp")
+        if newest is not None and (previous is None or newest > previous):
+            state["cursor_max_timestamp"] = newest
+        if state.get("cursor_max_timestamp") is not None:
+            # The SDK's bookmark follows the latest record; keep it at the newest event instead.
+            state["replication_key"] = self.replication_key
+            state["replication_key_value"] = state["cursor_max_timestamp"]
+        self.write_state_now()
+
+    def write_state_now(self) -> None:
+        """Write a STATE message even if no record was written since the last one.
+
+        Uses the SDK's private `_write_state_message` and its flushed flag (pinned by
+        `singer-sdk~=0.54.9`; `tests/tap/test_state.py` fails if either moves).
+        """
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def first_request_body(self, state: dict[str, Any], account: Account) -> RequestBody:
+        """The first body of a run: the stored cursor when it belongs here, else a reset.
+
+        Args:
+            state: The partition's state.
+            account: Its account, for messages.
+
+        Returns:
+            `{"cursor": ...}` or a reset body.
+        """
+        cursor, endpoint = state.get("cursor"), state.get("cursor_endpoint")
+        if cursor and endpoint == self.path:
+            return {"cursor": cursor}
+        body = self.reset_body(state)
+        if cursor:
+            self.logger.warning(
+                "%s, account '%s': the stored cursor belongs to %s, not %s (api_version "
+                "changed?); reading from %s instead (last emitted event minus lookback).",
+                self.name,
+                account.name,
+                endpoint,
+                self.path,
+                body["start_time"],
+            )
+        return body
+
+    def reset_body(self, state: dict[str, Any]) -> RequestBody:
+        """A reset request from the last emitted event minus the lookback, or from start_date.
+
+        Clamped to the API's 120-day retention and never before start_date.
+
+        Args:
+            state: The partition's state.
+
+        Returns:
+            `{"limit", "start_time"[, "end_time"]}`.
+        """
+        settings = self.settings
+        now = datetime.now(timezone.utc)
+        start = max(settings.start_date or retention_start(now), retention_start(now))
+        since = state.get("cursor_max_timestamp") or state.get("replication_key_value")
+        if isinstance(since, str):
+            try:
+                start = max(start, parse_timestamp(since) - settings.lookback)
+            except ValueError:
+                self.logger.warning("%s: ignoring an unreadable bookmark in state", self.name)
+        body: RequestBody = {"limit": settings.page_size, "start_time": _rfc3339_floor(start)}
+        if settings.end_date is not None:
+            body["end_time"] = _rfc3339_ceil(settings.end_date)
+        return body
+
+    def fall_back(
+        self, state: dict[str, Any], account: Account, rejected: CursorRejectedError
+    ) -> RequestBody:
+        """After a rejected cursor: forget it (null, so a state merge cannot restore it).
+
+        Args:
+            state: The partition's state.
+            account: Its account, for the message.
+            rejected: The rejection.
+
+        Returns:
+            The reset body to read from instead.
+        """
+        body = self.reset_body(state)
+        self.logger.warning(
+            "%s, account '%s': the API rejected the cursor (%s); reading again from %s (last "
+            "emitted event minus lookback_minutes). Events in that window may arrive twice; "
+            "the primary key removes the duplicates.",
+            self.name,
+            account.name,
+            rejected,
+            body["start_time"],
+        )
+        state["cursor"] = None
+        state["cursor_endpoint"] = None
+        self.write_state_now()
+        return body
+
+    @override
+    def log_sync_costs(self) -> None:
+        # Called by the SDK for every stream at the end of the run: the run summary.
+        if self.finished:
+            self.logger.info(
+                "%s summary: %s",
+                self.name,
+                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
+            )
+
+
+def _rfc3339_floor(instant: datetime) -> str:
+    """Whole seconds, rounded down (an earlier start only re-reads, never skips)."""
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rfc3339_ceil(instant: datetime) -> str:
+    """Whole seconds, rounded up (the tap drops events at or after end_date itself)."""
+    utc = instant.astimezone(timezone.utc)
+    if utc.microsecond:
+        utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+

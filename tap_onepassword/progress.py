@@ -1,0 +1,114 @@
+"""Progress of one stream and account, logged at most every few seconds, and its summary.
+
+A first backfill of a large account takes a while; the operator watching it wants to know how
+many events have landed, how fast, and how far behind now the newest one is (which says how
+much is left, since events arrive roughly in time order).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from tap_onepassword.timestamps import parse_timestamp
+
+LOG_INTERVAL_SECONDS = 5.0
+
+
+def describe_lag(seconds: float) -> str:
+    """Say a duration the way a person reads it: `42 s`, `17 min`, `5.2 h`, `31 days`.
+
+    Args:
+        seconds: A non-negative duration.
+
+    Returns:
+        A short human reading.
+    """
+    if seconds < 120:  # noqa: PLR2004
+        return f"{seconds:.0f} s"
+    if seconds < 7200:  # noqa: PLR2004
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:  # noqa: PLR2004
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+class Progress:
+    """Counts records of one stream and account and logs progress lines."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        stream_name: str,
+        account_name: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        """Start counting.
+
+        Args:
+            logger: Where progress goes (INFO).
+            stream_name: The stream.
+            account_name: The configured account.
+            clock: Monotonic seconds (injectable for tests).
+            now: Wall-clock time, for the lag of the newest event.
+        """
+        self.logger = logger
+        self.account_name = account_name
+        self.label = f"{stream_name}, account '{account_name}'"
+        self.records = 0
+        self.pages = 0
+        self.newest: str | None = None
+        self._clock = clock
+        self._now = now
+        self._started = clock()
+        self._last_log = self._started
+
+    def _lag(self) -> str:
+        if self.newest is None:
+            return "no events yet"
+        try:
+            behind = (self._now() - parse_timestamp(self.newest)).total_seconds()
+        except ValueError:
+            return "newest event time unknown"
+        return f"newest event {describe_lag(max(behind, 0.0))} behind now"
+
+    def _rate(self) -> float:
+        elapsed = self._clock() - self._started
+        return self.records / elapsed if elapsed > 0 else 0.0
+
+    def page_done(self, records: int, newest: str | None) -> None:
+        """Count a page and log a progress line when the last one is old enough.
+
+        Args:
+            records: Records emitted from the page.
+            newest: Largest normalised timestamp among them, if any.
+        """
+        self.records += records
+        self.pages += 1
+        if newest is not None and (self.newest is None or newest > self.newest):
+            self.newest = newest
+        if self._clock() - self._last_log >= LOG_INTERVAL_SECONDS:
+            self._last_log = self._clock()
+            self.logger.info(
+                "%s: %d records so far (%.0f records/s), %s",
+                self.label,
+                self.records,
+                self._rate(),
+                self._lag(),
+            )
+
+    def summary(self) -> str:
+        """One line for the end of the stream and account.
+
+        Returns:
+            Records, pages, time, rate and lag.
+        """
+        elapsed = self._clock() - self._started
+        return (
+            f"{self.label}: {self.records} records in {self.pages} pages, {elapsed:.1f} s "
+            f"({self._rate():.0f} records/s), {self._lag()}"
+        )

@@ -1,0 +1,88 @@
+"""A client-side request budget per token: never more than N a minute and M an hour.
+
+The Events API allows 600 requests a minute and 30,000 an hour; whether per token or per
+account is not documented, so the tap assumes the strictest reading: one budget per token,
+shared by every stream and account that uses it. The budget is a pair of sliding windows over
+the times requests were sent: a request may go when fewer than N were sent in the last 60 s
+and fewer than M in the last 3600 s. It is thread-safe so that pages can later be fetched
+ahead on background threads, and its clock and sleep are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+MINUTE = 60.0
+HOUR = 3600.0
+
+
+class RateBudget:
+    """Sliding per-minute and per-hour request windows for one token."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        per_hour: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Create an empty budget.
+
+        Args:
+            per_minute: Most requests in any 60-second window.
+            per_hour: Most requests in any 3600-second window.
+            clock: Monotonic seconds (injectable for tests).
+            sleep: Blocks the caller for a number of seconds (injectable for tests).
+        """
+        if per_minute < 1 or per_hour < 1:
+            msg = "a rate budget needs at least one request per window"
+            raise ValueError(msg)
+        self.per_minute = per_minute
+        self.per_hour = per_hour
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._minute: deque[float] = deque()
+        self._hour: deque[float] = deque()
+        self._paused_until = 0.0
+        self.waited = 0.0
+        """Seconds callers spent waiting for the budget, for the run summary."""
+
+    def _wait_needed(self, now: float) -> float:
+        """Seconds until a request may go; 0 when it may go now. Caller holds the lock."""
+        while self._minute and now - self._minute[0] >= MINUTE:
+            self._minute.popleft()
+        while self._hour and now - self._hour[0] >= HOUR:
+            self._hour.popleft()
+        wait = self._paused_until - now
+        if len(self._minute) >= self.per_minute:
+            wait = max(wait, self._minute[0] + MINUTE - now)
+        if len(self._hour) >= self.per_hour:
+            wait = max(wait, self._hour[0] + HOUR - now)
+        return max(wait, 0.0)
+
+    def acquire(self) -> None:
+        """Block until a request fits both windows, then count it as sent."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._wait_needed(now)
+                if wait <= 0:
+                    self._minute.append(now)
+                    self._hour.append(now)
+                    return
+                self.waited += wait
+            self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every user of this token for `seconds` (the server said 429: it counts more).
+
+        Args:
+            seconds: How long nobody may send, from now.
+        """
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
