@@ -7,9 +7,8 @@ what is wrong and what to do, not a traceback (which could also carry values it 
 from __future__ import annotations
 
 import json
-import logging
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import requests
@@ -19,6 +18,9 @@ from typing_extensions import override
 
 from tap_onepassword.errors import TapOnePasswordError
 
+if TYPE_CHECKING:
+    import logging
+
 PREFIX = "tap-onepassword: error:"
 
 
@@ -27,6 +29,7 @@ def fail(message: str) -> NoReturn:
 
     Args:
         message: What is wrong and what to do.
+
     """
     line = " ".join(message.split())
     click.echo(f"{PREFIX} {line}", err=True)
@@ -46,6 +49,7 @@ class OnePasswordCommand(SingerCommand):
 
         Returns:
             The same command with one-line failures.
+
         """
         return cls(
             name=command.name,
@@ -57,7 +61,7 @@ class OnePasswordCommand(SingerCommand):
         )
 
     @override
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - click's signature
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().main(*args, **kwargs)
         except TapOnePasswordError as exc:
@@ -72,7 +76,7 @@ class OnePasswordCommand(SingerCommand):
             fail(f"cannot read {exc.filename}: no such file")
         except json.JSONDecodeError as exc:
             fail(f"a --config, --state or --catalog file is not valid JSON ({exc.msg})")
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        except Exception as exc:
             self.logger.debug("unexpected error", exc_info=True)
             fail(
                 f"unexpected {type(exc).__name__}: {str(exc)[:300]} (run with LOGLEVEL=DEBUG "

@@ -12,10 +12,10 @@ from __future__ import annotations
 import email.utils
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import backoff
 import msgspec
@@ -36,7 +36,7 @@ from tap_onepassword.settings import Account, Settings, retention_start
 from tap_onepassword.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
     from backoff.types import Details
     from singer_sdk.helpers.types import Context
@@ -88,6 +88,7 @@ def decode_page(body: bytes) -> Page:
     Raises:
         RetriableAPIError: The body is not JSON (e.g. cut short): asking again may help.
         ApiResponseError: The body is JSON but not an events envelope.
+
     """
     try:
         return _page_decoder.decode(body)
@@ -111,6 +112,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
     Raises:
         RetriableAPIError: The body is not JSON (e.g. cut short).
         ApiResponseError: The body is JSON but not an object.
+
     """
     try:
         return _object_decoder.decode(body)
@@ -130,6 +132,7 @@ def retry_after_seconds(response: requests.Response) -> float | None:
 
     Returns:
         Seconds to wait, at least 0.
+
     """
     value = response.headers.get("Retry-After")
     if not value:
@@ -170,6 +173,7 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
 
         Returns:
             Its page.
+
         """
         if response is not self._response or self._page is None:
             self._page = decode_page(response.content)
@@ -181,6 +185,7 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
 
         Args:
             page: That page.
+
         """
         if page is not self._page or self._response is None:
             msg = "advance_past() needs the page last parsed by this paginator"
@@ -231,6 +236,7 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
 
         Args:
             tap: The tap.
+
         """
         super().__init__(tap=tap)
         self.tap = tap
@@ -249,13 +255,14 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
         return ""
 
     def account_of(self, context: Context | None) -> Account:
-        """The account a partition context names.
+        """Find the account a partition context names.
 
         Args:
             context: `{"account_name": ...}`.
 
         Returns:
             The configured account.
+
         """
         if not context:
             msg = f"{self.name} is read per account and needs a partition context"
@@ -276,7 +283,8 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
     @property
     @override
     def http_headers(self) -> dict[str, str]:
-        return {"Accept": "application/json", "User-Agent": f"tap-onepassword/{self.tap.plugin_version}"}
+        user_agent = f"tap-onepassword/{self.tap.plugin_version}"
+        return {"Accept": "application/json", "User-Agent": user_agent}
 
     @override
     def get_http_request(self, *, page: PageContext[RequestBody | None]) -> HTTPRequest:
@@ -295,6 +303,7 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
 
         Returns:
             Its session, verifying TLS with the system CAs or `ca_bundle` (never off).
+
         """
         with self._sessions_lock:
             session = self._sessions.get(account.name)
@@ -326,6 +335,7 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
 
         Raises:
             ApiResponseError: Retries ran out, or the API answered something unusable.
+
         """
         attempt = backoff.on_exception(
             self.backoff_wait_generator,
@@ -415,7 +425,7 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
                 detail = error["Message"]
             elif isinstance(body.get("message"), str):
                 detail = body["message"]
-        path = requests.utils.urlparse(response.url).path
+        path = urlsplit(response.url).path
         return f"{response.status_code} {response.reason} from {path}: {detail}".rstrip(": ")
 
     @override
@@ -441,10 +451,14 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
 
         Returns:
             Seconds.
+
         """
-        expo = min(self.RETRY_MAX_SECONDS, self.RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+        expo = min(self.RETRY_MAX_SECONDS, self.RETRY_BASE_SECONDS * 2.0 ** (attempt - 1))
         response = getattr(exception, "response", None)
-        if isinstance(response, requests.Response) and response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+        if (
+            isinstance(response, requests.Response)
+            and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        ):
             retry_after = retry_after_seconds(response)
             if retry_after is not None:
                 return retry_after
@@ -476,7 +490,7 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
 
 
 def _describe(exc: BaseException | None) -> str:
-    """A short, secret-free description of a request failure."""
+    """Describe a request failure briefly, without secrets."""
     if exc is None:
         return "unknown error"
     if isinstance(exc, requests.exceptions.Timeout):
@@ -502,6 +516,7 @@ class EventStream(OnePasswordStream):
 
         Args:
             tap: The tap.
+
         """
         super().__init__(tap)
         self._known_fields = frozenset(self.schema["properties"])
@@ -524,7 +539,7 @@ class EventStream(OnePasswordStream):
         return False
 
     @property
-    def path(self) -> str:
+    def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
         """`/api/{v1|v2}/<feature>`, by the `api_version` setting."""
         return f"/api/{self.settings.api_version}/{self.feature}"
 
@@ -555,6 +570,7 @@ class EventStream(OnePasswordStream):
 
         Yields:
             Pages, in order.
+
         """
         account = self.account_of(context)
         paginator = self.get_new_paginator()
@@ -570,7 +586,7 @@ class EventStream(OnePasswordStream):
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         account = self.account_of(context)
-        assert context is not None  # noqa: S101 - account_of refused None already
+        assert context is not None
         access = self.tap.access(account)
         if self.feature not in access["features"]:
             self.logger.warning(
@@ -624,6 +640,7 @@ class EventStream(OnePasswordStream):
 
         Yields:
             Records.
+
         """
         account_name = context["account_name"]
         end = self.settings.end_date
@@ -657,6 +674,7 @@ class EventStream(OnePasswordStream):
 
         Raises:
             ApiResponseError: The item has no usable `uuid` or `timestamp`.
+
         """
         try:
             item["timestamp"] = normalise_timestamp(item["timestamp"])
@@ -682,6 +700,7 @@ class EventStream(OnePasswordStream):
 
         Args:
             item: The item (changed in place).
+
         """
         unknown = [key for key in item if key not in self._known_fields]
         for key in unknown:
@@ -703,6 +722,7 @@ class EventStream(OnePasswordStream):
             state: The partition's writable state.
             page: The page just emitted.
             newest: Largest normalised timestamp emitted from it.
+
         """
         state["cursor"] = page.cursor
         state["cursor_endpoint"] = self.path
@@ -725,7 +745,7 @@ class EventStream(OnePasswordStream):
         self._write_state_message()
 
     def first_request_body(self, state: dict[str, Any], account: Account) -> RequestBody:
-        """The first body of a run: the stored cursor when it belongs here, else a reset.
+        """Choose the first body of a run: the stored cursor when it belongs here, else a reset.
 
         Args:
             state: The partition's state.
@@ -733,6 +753,7 @@ class EventStream(OnePasswordStream):
 
         Returns:
             `{"cursor": ...}` or a reset body.
+
         """
         cursor, endpoint = state.get("cursor"), state.get("cursor_endpoint")
         if cursor and endpoint == self.path:
@@ -751,7 +772,7 @@ class EventStream(OnePasswordStream):
         return body
 
     def reset_body(self, state: dict[str, Any]) -> RequestBody:
-        """A reset request from the last emitted event minus the lookback, or from start_date.
+        """Build a reset request from the last emitted event minus the lookback, or start_date.
 
         Clamped to the API's 120-day retention and never before start_date.
 
@@ -760,6 +781,7 @@ class EventStream(OnePasswordStream):
 
         Returns:
             `{"limit", "start_time"[, "end_time"]}`.
+
         """
         settings = self.settings
         now = datetime.now(timezone.utc)
@@ -787,6 +809,7 @@ class EventStream(OnePasswordStream):
 
         Returns:
             The reset body to read from instead.
+
         """
         body = self.reset_body(state)
         self.logger.warning(

@@ -27,6 +27,7 @@ class AccountUnauthorizedError(TapOnePasswordError, FatalAPIError):
             account_name: The configured account name.
             url: The URL that was refused (base URL and path; URLs carry no secret here).
             status: The HTTP status code (401 or 403).
+
         """
         super().__init__(
             f"account '{account_name}': the Events API refused the token ({status}) at {url}. "

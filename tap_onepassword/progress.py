@@ -7,12 +7,15 @@ much is left, since events arrive roughly in time order).
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from tap_onepassword.timestamps import parse_timestamp
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
 
 LOG_INTERVAL_SECONDS = 5.0
 
@@ -25,6 +28,7 @@ def describe_lag(seconds: float) -> str:
 
     Returns:
         A short human reading.
+
     """
     if seconds < 120:  # noqa: PLR2004
         return f"{seconds:.0f} s"
@@ -55,6 +59,7 @@ class Progress:
             account_name: The configured account.
             clock: Monotonic seconds (injectable for tests).
             now: Wall-clock time, for the lag of the newest event.
+
         """
         self.logger = logger
         self.account_name = account_name
@@ -86,6 +91,7 @@ class Progress:
         Args:
             records: Records emitted from the page.
             newest: Largest normalised timestamp among them, if any.
+
         """
         self.records += records
         self.pages += 1
@@ -106,6 +112,7 @@ class Progress:
 
         Returns:
             Records, pages, time, rate and lag.
+
         """
         elapsed = self._clock() - self._started
         return (

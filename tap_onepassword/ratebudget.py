@@ -13,7 +13,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MINUTE = 60.0
 HOUR = 3600.0
@@ -37,6 +40,7 @@ class RateBudget:
             per_hour: Most requests in any 3600-second window.
             clock: Monotonic seconds (injectable for tests).
             sleep: Blocks the caller for a number of seconds (injectable for tests).
+
         """
         if per_minute < 1 or per_hour < 1:
             msg = "a rate budget needs at least one request per window"
@@ -83,6 +87,7 @@ class RateBudget:
 
         Args:
             seconds: How long nobody may send, from now.
+
         """
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)

@@ -9,16 +9,18 @@ token off plain HTTP, parsable dates in order.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 
 from tap_onepassword.errors import ConfigError
 from tap_onepassword.timestamps import parse_timestamp
 from tap_onepassword.tokens import check_base_url, events_base_url, read_claims
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_ACCOUNT_NAME = "default"
 """The account name a single `token` setting gets (in contexts, state and records)."""
@@ -64,6 +66,7 @@ class Settings:
 
         Returns:
             The account.
+
         """
         for account in self.accounts:
             if account.name == name:
@@ -96,6 +99,7 @@ def schema_errors(config: Mapping[str, Any], schema: dict[str, Any]) -> list[str
 
     Returns:
         One message per problem, in a stable order.
+
     """
     problems = []
     for error in sorted(Draft7Validator(schema).iter_errors(dict(config)), key=str):
@@ -109,9 +113,8 @@ def schema_errors(config: Mapping[str, Any], schema: dict[str, Any]) -> list[str
         elif error.validator == "additionalProperties":
             problems.append(f"{path or 'config'}: {error.message}")
         else:
-            problems.append(
-                _describe_schema_error(path or "config", str(error.validator), error.validator_value)
-            )
+            kind, expected = str(error.validator), error.validator_value
+            problems.append(_describe_schema_error(path or "config", kind, expected))
     return problems
 
 
@@ -161,7 +164,7 @@ def _accounts(config: Mapping[str, Any]) -> tuple[Account, ...]:
         )
         raise ConfigError(msg)
     if listed:
-        accounts = []
+        accounts: list[Account] = []
         for index, entry in enumerate(listed):
             name = str(entry.get("name", "")).strip()
             if not name:
@@ -196,6 +199,7 @@ def load_settings(config: Mapping[str, Any], schema: dict[str, Any]) -> Settings
 
     Raises:
         ConfigError: The first problem found, as one line that says what to change.
+
     """
     problems = schema_errors(config, schema)
     if problems:
@@ -233,12 +237,13 @@ def load_settings(config: Mapping[str, Any], schema: dict[str, Any]) -> Settings
 
 
 def retention_start(now: datetime | None = None) -> datetime:
-    """The oldest instant the API still serves.
+    """Return the oldest instant the API still serves.
 
     Args:
         now: The current time (default: now).
 
     Returns:
         `now` minus 120 days.
+
     """
     return (now or datetime.now(timezone.utc)) - RETENTION

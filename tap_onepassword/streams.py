@@ -60,9 +60,11 @@ class IntrospectionStream(OnePasswordStream):
     primary_keys = ("account_name", "uuid")
 
     @property
-    def path(self) -> str:
+    def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
         """`/api/v2/auth/introspect`, or the deprecated v1 route when `api_version` is v1."""
-        return "/api/auth/introspect" if self.settings.api_version == "v1" else "/api/v2/auth/introspect"
+        if self.settings.api_version == "v1":
+            return "/api/auth/introspect"
+        return "/api/v2/auth/introspect"
 
     @override
     def get_new_paginator(self) -> SinglePagePaginator:
@@ -84,6 +86,7 @@ class IntrospectionStream(OnePasswordStream):
 
         Returns:
             The introspection record (v2 field names, `account_name` added).
+
         """
         context = {"account_name": account.name}
         request = self.get_http_request(page=PageContext(context, None))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
@@ -28,6 +27,8 @@ from tap_onepassword.streams import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import PurePath
+
     from singer_sdk.singerlib import Catalog
     from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 
@@ -162,7 +163,9 @@ class TapOnePassword(Tap):
             th.IntegerType(minimum=1),
             default=30000,
             title="Max requests per hour",
-            description="Client-side budget per token, like the per-minute one (the API allows 30000).",
+            description=(
+                "Client-side budget per token, like the per-minute one (the API allows 30000)."
+            ),
         ),
         th.Property(
             "lookback_minutes",
@@ -210,6 +213,7 @@ class TapOnePassword(Tap):
 
         Raises:
             ConfigError: The config cannot work; one line says what to change.
+
         """
         self._budgets: dict[str, RateBudget] = {}
         self._budgets_lock = threading.Lock()
@@ -243,13 +247,14 @@ class TapOnePassword(Tap):
         return [IntrospectionStream(self), *(stream(self) for stream in EVENT_STREAMS)]
 
     def budget_for(self, account: Account) -> RateBudget:
-        """The request budget of the account's token, shared with every account using it.
+        """Return the request budget of the account's token, shared by all accounts using it.
 
         Args:
             account: The account.
 
         Returns:
             Its token's budget.
+
         """
         with self._budgets_lock:
             budget = self._budgets.get(account.token_id)
@@ -261,7 +266,7 @@ class TapOnePassword(Tap):
             return budget
 
     def access(self, account: Account) -> dict[str, Any]:
-        """What the account's token may read, from introspection (all accounts, once per run).
+        """Tell what the account's token may read, by introspection (all accounts, once a run).
 
         All accounts are introspected at the first call, so a refused token stops the run
         before any events are read.
@@ -271,6 +276,7 @@ class TapOnePassword(Tap):
 
         Returns:
             Its introspection record (`features` always a list).
+
         """
         with self._access_lock:
             if self._access is None:
@@ -293,6 +299,7 @@ class TapOnePassword(Tap):
 
         Returns:
             True when every account works.
+
         """
         working = True
         for account in self.settings.accounts:

@@ -42,6 +42,7 @@ def normalise_timestamp(value: str) -> str:
 
     Raises:
         ValueError: `value` is not an RFC 3339 date-time.
+
     """
     size = len(value)
     if size >= 20 and value[-1] == "Z" and _looks_like_utc_date_time(value):  # noqa: PLR2004
@@ -59,7 +60,7 @@ def normalise_timestamp(value: str) -> str:
 
 
 def _normalise_parsed(value: str) -> str:
-    """The general path: offsets, lower-case `t`/`z`, a space separator, long fractions."""
+    """Parse the general case: offsets, lower-case `t`/`z`, a space separator, long fractions."""
     match = _RFC3339.fullmatch(value)
     if match is None:
         msg = f"not an RFC 3339 date-time: {value!r}"
@@ -87,6 +88,7 @@ def parse_timestamp(value: str) -> datetime:
 
     Returns:
         The instant in UTC (nanoseconds beyond the microsecond are dropped).
+
     """
     normal = normalise_timestamp(value)
     return datetime.fromisoformat(normal[:26] + "+00:00")
@@ -100,6 +102,7 @@ def format_timestamp(instant: datetime) -> str:
 
     Returns:
         `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` in UTC.
+
     """
     utc = instant.astimezone(timezone.utc)
     return (

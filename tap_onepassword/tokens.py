@@ -69,6 +69,7 @@ def read_claims(token: str, account_name: str) -> TokenClaims:
 
     Raises:
         ConfigError: The token is not a JWT, or has expired.
+
     """
     problem = (
         f"account '{account_name}': the token is not a 1Password Events API token "
@@ -121,6 +122,7 @@ def events_base_url(claims: TokenClaims, account_name: str) -> str:
 
     Raises:
         ConfigError: `aud` names no Events host (legacy tokens, or tokens of other services).
+
     """
     host = claims.audience[0].strip().lower() if claims.audience else ""
     if host in EVENTS_HOSTS:
@@ -143,6 +145,7 @@ def is_loopback_host(host: str) -> bool:
 
     Returns:
         True for `localhost`, 127.0.0.0/8 and ::1.
+
     """
     if host.lower() in _LOOPBACK_NAMES:
         return True
@@ -167,6 +170,7 @@ def check_base_url(url: str, where: str) -> str:
 
     Raises:
         ConfigError: The URL is not usable.
+
     """
     parts = urlsplit(url.strip())
     host = parts.hostname or ""
