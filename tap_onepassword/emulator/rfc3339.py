@@ -25,19 +25,23 @@ class TimestampError(ValueError):
 
 
 _TWO_DIGITS = tuple(f"{number:02d}" for number in range(61))
+_TIME_OF_DAY = tuple(
+    f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60)
+)
 
 
-@functools.lru_cache(maxsize=65_536)
-def _minute_prefix(minute: int) -> str:
-    # Pages hold consecutive events, so most timestamps share a cached minute.
-    return time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+@functools.lru_cache(maxsize=8192)
+def _day_prefix(day: int) -> str:
+    # Events span a few hundred days, so this cache always hits; strftime is the slow part.
+    return time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
 
 
 def format_ns(nanos: int) -> str:
     """Render nanoseconds since the epoch the way Go's ``RFC3339Nano`` does (UTC, ``Z``)."""
     seconds, fraction = divmod(nanos, NANOS_PER_SECOND)
-    minute, second = divmod(seconds, 60)
-    whole = _minute_prefix(minute) + _TWO_DIGITS[second]
+    day, second_of_day = divmod(seconds, 86_400)
+    minute_of_day, second = divmod(second_of_day, 60)
+    whole = _day_prefix(day) + _TIME_OF_DAY[minute_of_day] + _TWO_DIGITS[second]
     if fraction:
         return f"{whole}.{fraction:09d}".rstrip("0") + "Z"
     return whole + "Z"

@@ -139,6 +139,11 @@ class EventStream:
         """Return the stored timestamp of the event at ``position``."""
         return self._stamps[position]
 
+    def timestamps(self) -> array[int]:
+        """Return a copy of every stored timestamp in ingestion order."""
+        with self._lock:
+            return array("q", self._stamps)
+
     @property
     def newest_ns(self) -> int:
         """Return the largest timestamp ingested so far."""
