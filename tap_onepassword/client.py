@@ -495,6 +495,8 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     if isinstance(exc, requests.exceptions.Timeout):
         return "no answer within request_timeout"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return "the answer was cut short"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return f"connection failed: {type(exc).__name__}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
