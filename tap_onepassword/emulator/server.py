@@ -83,6 +83,13 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.emulator = emulator
         super().__init__(address, EmulatorRequestHandler)
 
+    @override
+    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ANN401
+        """Ignore clients that went away (timeouts, resets); report anything else."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
 
 class EmulatorRequestHandler(BaseHTTPRequestHandler):
     """Routes each request to the API or the controls; keeps connections alive (HTTP/1.1)."""
