@@ -33,6 +33,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65_535:  # noqa: PLR2004 - the TCP port range
+        msg = f"must be from 0 to 65535: {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -48,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local 1Password Events API (v1 and v2) with deterministic data.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_non_negative_int, default=0,
+    parser.add_argument("--port", type=_port, default=0,
                         help="port to bind; 0 picks a free one (default 0)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated data")
     parser.add_argument("--events", type=_non_negative_int, default=1000,

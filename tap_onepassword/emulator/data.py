@@ -436,6 +436,7 @@ class StreamRenderer:
         return body + "}"
 
 
+_CHUNK = 65_536
 _PRECISION_WEIGHTS = (10, 2, 3, 20, 4, 4, 10, 4, 8, 35)
 """How often a timestamp is written with 0..9 fractional digits (before trimming zeros)."""
 
@@ -455,15 +456,19 @@ def initial_timestamps(key: int, count: int, end_ns: int) -> array[int]:
     rng = random.Random(key)
     start_ns = end_ns - HISTORY_DAYS * DAY_NS
     step = (end_ns - start_ns) // max(count, 1)
-    units = rng.choices([10 ** (9 - digits) for digits in range(10)],
-                        weights=_PRECISION_WEIGHTS, k=count)
+    units = [10 ** (9 - digits) for digits in range(10)]
     fraction = rng.random
-    stamps = array("q", [
-        (nanos := start_ns + position * step + int(fraction() * step)) - nanos % unit
-        for position, unit in enumerate(units)
-    ])
+    stamps: array[int] = array("q")
+    # Built in chunks so that a million stamps never exist as a million Python ints at once.
+    for chunk_start in range(0, count, _CHUNK):
+        chunk_units = rng.choices(units, weights=_PRECISION_WEIGHTS,
+                                  k=min(_CHUNK, count - chunk_start))
+        stamps.extend([
+            (nanos := start_ns + position * step + int(fraction() * step)) - nanos % unit
+            for position, unit in enumerate(chunk_units, chunk_start)
+        ])
     late_window = 6 * 3600 * NANOS_PER_SECOND
     for position in rng.sample(range(count), count // 400):
         nanos = stamps[position] - int(fraction() * late_window)
-        stamps[position] = nanos - nanos % units[position]
+        stamps[position] = nanos - nanos % units[rng.choices(range(10), _PRECISION_WEIGHTS)[0]]
     return stamps

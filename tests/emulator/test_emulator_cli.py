@@ -1,0 +1,101 @@
+"""The tap-onepassword-emulator command: one JSON line, serving, clean exits, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+EXE = shutil.which("tap-onepassword-emulator")
+
+
+def _first_line(process: subprocess.Popen[str], timeout: float = 30) -> str:
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    assert selector.select(timeout), "the emulator printed nothing"
+    return process.stdout.readline()
+
+
+@pytest.fixture
+def launch() -> Iterator:
+    started: list[subprocess.Popen[str]] = []
+
+    def run(*args: str) -> subprocess.Popen[str]:
+        assert EXE is not None, "tap-onepassword-emulator is not installed"
+        process = subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_prints_one_json_line_serves_and_exits_cleanly(launch, stop_signal: signal.Signals) -> None:
+    process = launch("--port", "0", "--seed", "3", "--events", "20", "--error-style", "status")
+    line = json.loads(_first_line(process))
+    assert set(line) == {"base_url", "accounts"}
+    assert line["base_url"].startswith("http://127.0.0.1:")
+    assert [a["name"] for a in line["accounts"]] == ["acme", "globex", "initech"]
+    assert set(line["accounts"][0]) == {"name", "token", "account_uuid", "features"}
+    assert line["accounts"][2]["features"] == ["signinattempts", "auditevents"]
+    token = line["accounts"][0]["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    page = requests.post(f"{line['base_url']}/api/v1/auditevents", json={"start_time": "2020-01-01T00:00:00Z"},
+                         headers=headers, timeout=10).json()
+    assert len(page["items"]) == 20
+    refused = requests.post(f"{line['base_url']}/api/v1/auditevents", json={}, timeout=10)
+    assert refused.json() == {"status": 401, "message": "Unauthorized"}
+    process.send_signal(stop_signal)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert out == ""  # nothing after the one line
+    assert err == ""
+
+
+def test_the_same_seed_and_port_give_the_same_tokens(launch) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = launch("--port", str(port), "--seed", "9", "--events", "5")
+    tokens = [a["token"] for a in json.loads(_first_line(first))["accounts"]]
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=20)
+    second = launch("--port", str(port), "--seed", "9", "--events", "5")
+    assert [a["token"] for a in json.loads(_first_line(second))["accounts"]] == tokens
+    second.send_signal(signal.SIGTERM)
+    second.communicate(timeout=20)
+
+
+@pytest.mark.parametrize("args", [["--events", "-1"], ["--port", "70000"], ["--error-style", "xml"],
+                                  ["--latency-ms", "fast"], ["--bogus"]])
+def test_bad_arguments_end_in_one_line_and_exit_2(launch, args: list[str]) -> None:
+    process = launch(*args)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("tap-onepassword-emulator: error:")
+
+
+def test_a_busy_port_ends_in_one_line_and_exit_1(launch) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        process = launch("--port", str(busy.getsockname()[1]), "--events", "1")
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 1
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "cannot serve on 127.0.0.1" in err
+    assert "Traceback" not in err
