@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-after", type=_non_negative_float, default=None,
                         help="send Retry-After with this many seconds on rate-limit 429s")
     parser.add_argument("--error-style", choices=ERROR_STYLES, default="legacy",
-                        help="error body shape: legacy {Error:{Message}} or status {status,message}")
+                        help="error body: legacy {Error:{Message}} or status {status,message}")
     return parser
 
 

@@ -139,7 +139,7 @@ _PLACES = (
     ("NG", "Nigeria", "Lagos", "Lagos", 6.5244, 3.3792, "Africa"),
 )
 
-# (app_name, app_version, platform_name, platform_version, os_name, os_version)
+# Client builds: app name and version, platform name and version, OS name and version.
 _CLIENTS = (
     ("1Password Browser Extension", "81080048", "Chrome", "131.0.6778.86", "MacOSX", "14.6.1"),
     ("1Password Browser Extension", "81080048", "Firefox", "133.0", "Windows", "10.0.22631"),
@@ -230,7 +230,7 @@ class AccountProfile:
         self.name = name
         self.account_uuid = account_uuid
         self.msp = msp
-        rng = random.Random(derive_key(seed, "profile", name))
+        rng = random.Random(derive_key(seed, "profile", name))  # noqa: S311 - synthetic data
         domain = f"{name}.example.com"
         provider_uuid = derived_uuid(seed, "msp-provider", name)
         people = []
@@ -238,7 +238,7 @@ class AccountProfile:
             first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
             # On an MSP account a quarter of the people are the provider's technicians.
             external = msp and index % 4 == 1
-            email_domain = f"msp-partner.example.net" if external else domain
+            email_domain = "msp-partner.example.net" if external else domain
             uuid = uuid26(rng.getrandbits(64), rng.getrandbits(64))
             home = provider_uuid if external else account_uuid
             user = {"uuid": uuid, "name": f"{first} {last}",
@@ -325,7 +325,7 @@ class StreamRenderer:
     def _user(self, person: Person, *, v2: bool) -> str:
         return person.v2_json if v2 else person.v1_json
 
-    def _sign_in_attempt(  # noqa: PLR0913 - the three hash words plus the event time
+    def _sign_in_attempt(
         self, first: int, second: int, third: int, timestamp: str, _ns: int, *, v2: bool
     ) -> str:
         profile = self.profile
@@ -355,7 +355,7 @@ class StreamRenderer:
             body += f',"account_uuid":"{profile.account_uuid}"'
         return body + "}"
 
-    def _item_usage(  # noqa: PLR0913 - the three hash words plus the event time
+    def _item_usage(
         self, first: int, second: int, third: int, timestamp: str, _ns: int, *, v2: bool
     ) -> str:
         profile = self.profile
@@ -377,6 +377,21 @@ class StreamRenderer:
         if v2 and profile.msp:
             body += f',"account_uuid":"{profile.account_uuid}"'
         return body + "}"
+
+    def _object_uuid(
+        self, object_type: str, subject: Person | None, second: int, third: int
+    ) -> str:
+        """Pick the object's UUID: the user itself, the account, a vault, an item, or another."""
+        profile = self.profile
+        if subject is not None:
+            return subject.uuid
+        if object_type == "account":
+            return profile.account_uuid
+        if object_type == "vault":
+            return profile.vaults[(third >> 20) % len(profile.vaults)]
+        if object_type == "item":
+            return profile.items[(third >> 20) % len(profile.items)][0]
+        return profile.objects[(second >> 16) % len(profile.objects)]
 
     def _audit_event(  # noqa: PLR0913 - the three hash words plus the event time
         self, first: int, second: int, third: int, timestamp: str, ns: int, *, v2: bool
@@ -401,16 +416,8 @@ class StreamRenderer:
                     f',"actor_account_uuid":"{actor.home_account_uuid}"'
                     f',"account_uuid":"{profile.account_uuid}"'
                 )
-        if extra == "user":
-            object_uuid = subject.uuid
-        elif object_type == "account":
-            object_uuid = profile.account_uuid
-        elif object_type == "vault":
-            object_uuid = profile.vaults[(third >> 20) % len(profile.vaults)]
-        elif object_type == "item":
-            object_uuid = profile.items[(third >> 20) % len(profile.items)][0]
-        else:
-            object_uuid = profile.objects[(second >> 16) % len(profile.objects)]
+        object_uuid = self._object_uuid(object_type, subject if extra == "user" else None,
+                                        second, third)
         body += f',"action":"{action}","object_type":"{object_type}","object_uuid":"{object_uuid}"'
         if extra == "user":
             body += f',"object_details":{subject.v1_json}'
@@ -443,7 +450,7 @@ _PRECISION_WEIGHTS = (10, 2, 3, 20, 4, 4, 10, 4, 8, 35)
 
 def truncate_precision(nanos: int, digits: int) -> int:
     """Drop the fractional digits beyond ``digits`` so the rendered text has at most that many."""
-    unit = 10 ** (9 - digits)
+    unit: int = 10 ** (9 - digits)
     return nanos - nanos % unit
 
 
@@ -453,7 +460,7 @@ def initial_timestamps(key: int, count: int, end_ns: int) -> array[int]:
     Timestamps rise with ingestion order, except that about one event in 400 arrived late:
     its timestamp is up to six hours older than events ingested before it.
     """
-    rng = random.Random(key)
+    rng = random.Random(key)  # noqa: S311 - synthetic data, not secrets
     start_ns = end_ns - HISTORY_DAYS * DAY_NS
     step = (end_ns - start_ns) // max(count, 1)
     units = [10 ** (9 - digits) for digits in range(10)]

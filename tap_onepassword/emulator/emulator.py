@@ -28,7 +28,12 @@ from tap_onepassword.emulator.data import (
 from tap_onepassword.emulator.faults import Fault, FaultPlan
 from tap_onepassword.emulator.ratelimit import RateLimiter
 from tap_onepassword.emulator.rfc3339 import format_ns, parse_ns
-from tap_onepassword.emulator.server import CONTROL_PREFIX, ControlError, RequestRecord, start_server
+from tap_onepassword.emulator.server import (
+    CONTROL_PREFIX,
+    ControlError,
+    RequestRecord,
+    start_server,
+)
 from tap_onepassword.emulator.service import ERROR_STYLES, EventsService, ServiceSettings
 from tap_onepassword.emulator.store import CursorCodec, EventStream
 from tap_onepassword.emulator.tokens import FEATURES, TokenAuthority
@@ -72,6 +77,7 @@ class Emulator:
                 ``{"status": N, "message": ...}``.
             rate_limit_per_minute: requests a token may make in any 60 seconds.
             rate_limit_per_hour: requests a token may make in any hour.
+
         """
         if error_style not in ERROR_STYLES:
             msg = f"error_style must be one of {', '.join(ERROR_STYLES)}"
@@ -135,6 +141,8 @@ class Emulator:
         self.stopping.clear()
         self._server, self._thread = start_server(self, host, port)
         bound_host, bound_port = self._server.server_address[:2]
+        if isinstance(bound_host, bytes):
+            bound_host = bound_host.decode()
         self._host_port = f"{bound_host}:{bound_port}"
         issued_at = (self._started_ns // NANOS_PER_SECOND) - _TOKEN_AGE_SECONDS
         for account in self._accounts:
@@ -191,6 +199,7 @@ class Emulator:
 
         Raises:
             KeyError: when no such account is served.
+
         """
         for account in self._accounts:
             if account.name == name:
@@ -212,6 +221,7 @@ class Emulator:
             features: features the token may read (default: the account's).
             exp: expiry as epoch seconds or an aware datetime; ``None`` never expires.
             aud: the ``aud`` claim (default: ``[host:port]`` of this emulator).
+
         """
         target = self.account(account)
         chosen = list(target.features if features is None else features)
@@ -291,11 +301,13 @@ class Emulator:
             msg = "count must be a positive integer"
             raise ValueError(msg)
         stream = self._checked_stream(account, feature)
-        rng = random.Random(derive_key(self.seed, "added", account, feature, len(stream), late))
+        seed = derive_key(self.seed, "added", account, feature, len(stream), late)
+        rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
         now = self.clock.now_ns()
         newest = stream.newest_ns
         if late:
-            floor = max(self.service.retention_start_ns() + NANOS_PER_SECOND, newest - 3600 * NANOS_PER_SECOND)
+            floor = max(self.service.retention_start_ns() + NANOS_PER_SECOND,
+                        newest - 3600 * NANOS_PER_SECOND)
             span = max(newest - floor, 1)
             stamps = sorted(floor + int(rng.random() * span) for _ in range(count))
             stamps = [min(stamp, newest - 1) for stamp in stamps]
@@ -386,6 +398,7 @@ class Emulator:
 
         Raises:
             ControlError: for an unknown route or method (404) or bad arguments (400).
+
         """
         route = path[len(CONTROL_PREFIX):].rstrip("/")
         args = {key: values[-1] for key, values in query.items()} | payload
@@ -431,7 +444,8 @@ class Emulator:
             if "set" in args:
                 self.set_time(_aware(parse_ns(str(args["set"]))))
             return {"now": format_ns(self.clock.now_ns())}
-        raise ControlError(f"no control route {method} {path}", status=404)
+        msg = f"no control route {method} {path}"
+        raise ControlError(msg, status=404)
 
 
 def _is_v2(version: str) -> bool:
@@ -443,7 +457,8 @@ def _is_v2(version: str) -> bool:
 
 def _required(args: dict[str, Any], key: str) -> Any:  # noqa: ANN401 - any JSON value
     if key not in args:
-        raise ControlError(f"missing {key!r}")
+        msg = f"missing {key!r}"
+        raise ControlError(msg)
     return args[key]
 
 

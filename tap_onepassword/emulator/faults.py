@@ -50,6 +50,7 @@ class FaultPlan:
 
         Raises:
             ValueError: for an unknown fault, a bad count or a parameter the fault does not take.
+
         """
         kind = str(kind)
         if kind not in FAULT_KINDS:

@@ -52,6 +52,7 @@ def parse_ns(text: str) -> int:
 
     Raises:
         TimestampError: when the text is not a complete RFC 3339 date-time.
+
     """
     match = _RFC3339.fullmatch(text)
     if match is None:

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +28,8 @@ else:
     from typing_extensions import override
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from tap_onepassword.emulator.emulator import Emulator
 
 CONTROL_PREFIX = "/_emulator/"
@@ -84,7 +85,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().__init__(address, EmulatorRequestHandler)
 
     @override
-    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ANN401
+    def handle_error(self, request: Any, client_address: Any) -> None:
         """Ignore clients that went away (timeouts, resets); report anything else."""
         if isinstance(sys.exc_info()[1], OSError):
             return
@@ -103,26 +104,26 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
 
     @override
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: the request log is the record of what happened."""
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         """Answer a GET."""
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         """Answer a POST."""
         self._dispatch()
 
-    def do_PUT(self) -> None:  # noqa: N802 - stdlib naming
+    def do_PUT(self) -> None:
         """Answer a PUT (always 404 on the API)."""
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802 - stdlib naming
+    def do_DELETE(self) -> None:
         """Answer a DELETE (control routes only)."""
         self._dispatch()
 
-    def do_PATCH(self) -> None:  # noqa: N802 - stdlib naming
+    def do_PATCH(self) -> None:
         """Answer a PATCH (always 404 on the API)."""
         self._dispatch()
 
@@ -140,7 +141,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         route = route_of(self.command, split.path)
         if route is None:
-            self._log(split.path, None, 404, None, started_cpu)
+            self._record(split.path, body=_json_or_none(body), status=404, account=None,
+                         cpu=time.thread_time() - started_cpu, fault=None)
             self._send(404, NOT_FOUND_BODY, "text/plain; charset=utf-8")
             return
         fault = emulator.faults.take(split.path)
@@ -148,8 +150,10 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         params = fault.params if fault else {}
         headers = {key.lower(): value for key, value in self.headers.items()}
         if kind == "reset":
-            claims_account = emulator.service.identify(headers)[1]
-            self._log(split.path, _json_or_none(body), 0, claims_account, started_cpu, kind)
+            account = emulator.service.identify(headers)[1]
+            self._record(split.path, body=_json_or_none(body), status=0,
+                         account=account.name if account else None,
+                         cpu=time.thread_time() - started_cpu, fault=kind)
             self._reset_connection()
             return
         if kind == "hang":
@@ -158,28 +162,22 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         cpu = time.thread_time() - started_cpu
         if emulator.latency_ms:
             emulator.stopping.wait(emulator.latency_ms / 1000)
-        self._log_response(split.path, response, cpu, kind)
+        self._record(split.path, body=response.request_body, status=response.status,
+                     account=response.account, cpu=cpu, fault=kind)
         if kind == "truncate":
             self._send_truncated(response, incomplete=bool(params.get("incomplete")))
             return
         self._send(response.status, response.body, response.content_type, response.headers)
 
-    def _log(  # noqa: PLR0913 - every field of the record
-        self, path: str, body: Any, status: int, account: Any, started_cpu: float,  # noqa: ANN401
-        fault: str | None = None,
+    def _record(  # noqa: PLR0913 - every field of the record, by keyword
+        self, path: str, *, body: Any, status: int, account: str | None, cpu: float,  # noqa: ANN401
+        fault: str | None,
     ) -> None:
-        self.server.emulator.record(RequestRecord(
-            method=self.command, path=path, body=body, status=status,
-            account=getattr(account, "name", None), time=self.server.emulator.now,
-            fault=fault, cpu_seconds=time.thread_time() - started_cpu,
+        emulator = self.server.emulator
+        emulator.record(RequestRecord(
+            method=self.command, path=path, body=body, status=status, account=account,
+            time=emulator.now, fault=fault, cpu_seconds=cpu,
             user_agent=self.headers.get("User-Agent"),
-        ))
-
-    def _log_response(self, path: str, response: ApiResponse, cpu: float, fault: str | None) -> None:
-        self.server.emulator.record(RequestRecord(
-            method=self.command, path=path, body=response.request_body, status=response.status,
-            account=response.account, time=self.server.emulator.now, fault=fault,
-            cpu_seconds=cpu, user_agent=self.headers.get("User-Agent"),
         ))
 
     def _send(
@@ -217,8 +215,6 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     def _control(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
         try:
             payload = json.loads(body) if body else {}
-            if not isinstance(payload, dict):
-                raise ControlError("control requests take a JSON object")
             result = self.server.emulator.control(self.command, path, query, payload)
         except ControlError as exc:
             self._send(exc.status, json.dumps({"error": str(exc)}).encode(), "application/json")
@@ -237,7 +233,9 @@ def _json_or_none(body: bytes) -> Any:  # noqa: ANN401 - any JSON value
         return None
 
 
-def start_server(emulator: Emulator, host: str, port: int) -> tuple[EmulatorHTTPServer, threading.Thread]:
+def start_server(
+    emulator: Emulator, host: str, port: int
+) -> tuple[EmulatorHTTPServer, threading.Thread]:
     """Bind and start serving in a background thread; return the server and its thread."""
     server = EmulatorHTTPServer((host, port), emulator)
     # A short poll interval keeps stop() quick; idle polling costs next to nothing.

@@ -12,15 +12,18 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from tap_onepassword.emulator.accounts import Account
 from tap_onepassword.emulator.clock import NANOS_PER_SECOND, Clock
-from tap_onepassword.emulator.ratelimit import RateLimiter
 from tap_onepassword.emulator.rfc3339 import TimestampError, format_ns, parse_ns
-from tap_onepassword.emulator.store import CursorCodec, CursorRejected, CursorState, EventStream
-from tap_onepassword.emulator.tokens import TokenAuthority, TokenClaims, TokenError
+from tap_onepassword.emulator.store import CursorCodec, CursorRejected, CursorState
+from tap_onepassword.emulator.tokens import TokenError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from tap_onepassword.emulator.accounts import Account
+    from tap_onepassword.emulator.ratelimit import RateLimiter
+    from tap_onepassword.emulator.store import EventStream
+    from tap_onepassword.emulator.tokens import TokenAuthority, TokenClaims
 
 RETENTION_DAYS = 120
 """The API serves only events from the last 120 days."""
@@ -157,7 +160,7 @@ class EventsService:
             return None, None
         return claims, self.account_for(claims)
 
-    def handle(  # noqa: PLR0911 - one early return per documented failure
+    def handle(
         self, route: str, headers: dict[str, str], body: bytes, fault: str | None = None,
         fault_params: dict[str, Any] | None = None,
     ) -> ApiResponse:

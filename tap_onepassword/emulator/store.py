@@ -18,15 +18,17 @@ import json
 import threading
 from array import array
 from dataclasses import astuple, dataclass
+from typing import TYPE_CHECKING
 
-from tap_onepassword.emulator.data import StreamRenderer
+if TYPE_CHECKING:
+    from tap_onepassword.emulator.data import StreamRenderer
 
 _BLOCK = 256
 """Positions per block of the prefix-maximum index used to skip old events quickly."""
 _NO_END = (1 << 63) - 1
 
 
-class CursorRejected(ValueError):
+class CursorRejected(ValueError):  # noqa: N818 - names the event, as the style guide asks
     """A cursor is forged, from another endpoint or account, or signed with an old secret."""
 
 
@@ -65,6 +67,7 @@ class CursorCodec:
 
         Raises:
             CursorRejected: for anything this codec did not sign.
+
         """
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

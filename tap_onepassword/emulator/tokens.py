@@ -94,6 +94,7 @@ class TokenAuthority:
 
         Raises:
             TokenError: for anything but a valid, unexpired token minted with this key.
+
         """
         parts = token.split(".")
         if len(parts) != 3:  # noqa: PLR2004 - header.payload.signature
