@@ -8,6 +8,7 @@ CPU time the emulator recorded (``RequestRecord.cpu_seconds``: ``time.thread_tim
 whole request in the handler thread, rendering and JSON included, socket I/O excluded).
 """
 
+# ruff: noqa: T201 - printing the figures is this script's job
 from __future__ import annotations
 
 import resource
@@ -16,6 +17,7 @@ import sys
 import time
 from collections import defaultdict
 from datetime import timedelta
+from pathlib import Path
 
 import requests
 
@@ -23,7 +25,7 @@ from tap_onepassword.emulator import Emulator
 
 
 def _rss_mib() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
+    with Path("/proc/self/status").open(encoding="ascii") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -39,10 +41,15 @@ def main() -> None:
     after = _rss_mib()
     streams = sum(len(account.features) for account in emu.accounts)
     print(f"events per stream: {events:,}; streams: {streams}; total events: {events * streams:,}")
-    print(f"build: {build_wall:.1f} s wall, {build_cpu:.1f} s CPU ({build_cpu / streams:.2f} s per stream)")
-    print(f"memory: RSS {before:.0f} -> {after:.0f} MiB (+{after - before:.0f} MiB, "
-          f"{(after - before) * 2**20 / (events * streams):.1f} bytes/event); "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(
+        f"build: {build_wall:.1f} s wall, {build_cpu:.1f} s CPU "
+        f"({build_cpu / streams:.2f} s per stream)"
+    )
+    print(
+        f"memory: RSS {before:.0f} -> {after:.0f} MiB (+{after - before:.0f} MiB, "
+        f"{(after - before) * 2**20 / (events * streams):.1f} bytes/event); "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
     middle = (emu.now - timedelta(days=45)).strftime("%Y-%m-%dT%H:%M:%SZ")
     cpu_ms: dict[str, list[float]] = defaultdict(list)
     with emu, requests.Session() as http:
@@ -53,7 +60,11 @@ def main() -> None:
                     url = f"{emu.base_url}/api/{version}/{feature}"
                     bodies = [{"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}]
                     for kind in ("reset at start", "continue", "continue", "reset in middle"):
-                        body = bodies[-1] if kind != "reset in middle" else {"limit": 1000, "start_time": middle}
+                        body = (
+                            bodies[-1]
+                            if kind != "reset in middle"
+                            else {"limit": 1000, "start_time": middle}
+                        )
                         page = http.post(url, json=body, headers=headers, timeout=60).json()
                         assert len(page["items"]) == 1000, (url, kind, len(page["items"]))
                         bodies.append({"cursor": page["cursor"]})
@@ -61,8 +72,11 @@ def main() -> None:
                         cpu_ms[kind].append(record.cpu_seconds * 1000)
                         cpu_ms[f"{version}/{feature}"].append(record.cpu_seconds * 1000)
     every = sorted(value for key, values in cpu_ms.items() if "/" not in key for value in values)
-    print(f"server CPU per 1,000-item page over {len(every)} pages: median {statistics.median(every):.1f} ms, "
-          f"p95 {every[int(len(every) * 0.95) - 1]:.1f} ms, max {every[-1]:.1f} ms")
+    print(
+        f"server CPU per 1,000-item page over {len(every)} pages: "
+        f"median {statistics.median(every):.1f} ms, "
+        f"p95 {every[int(len(every) * 0.95) - 1]:.1f} ms, max {every[-1]:.1f} ms"
+    )
     for key, values in cpu_ms.items():
         print(f"  {key:22s} median {statistics.median(values):5.1f} ms, max {max(values):5.1f} ms")
 

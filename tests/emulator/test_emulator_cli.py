@@ -8,10 +8,13 @@ import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 EXE = shutil.which("tap-onepassword-emulator")
 
@@ -29,7 +32,9 @@ def launch() -> Iterator:
 
     def run(*args: str) -> subprocess.Popen[str]:
         assert EXE is not None, "tap-onepassword-emulator is not installed"
-        process = subprocess.Popen([EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [EXE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         started.append(process)
         return process
 
@@ -51,8 +56,12 @@ def test_prints_one_json_line_serves_and_exits_cleanly(launch, stop_signal: sign
     assert line["accounts"][2]["features"] == ["signinattempts", "auditevents"]
     token = line["accounts"][0]["token"]
     headers = {"Authorization": f"Bearer {token}"}
-    page = requests.post(f"{line['base_url']}/api/v1/auditevents", json={"start_time": "2020-01-01T00:00:00Z"},
-                         headers=headers, timeout=10).json()
+    page = requests.post(
+        f"{line['base_url']}/api/v1/auditevents",
+        json={"start_time": "2020-01-01T00:00:00Z"},
+        headers=headers,
+        timeout=10,
+    ).json()
     assert len(page["items"]) == 20
     refused = requests.post(f"{line['base_url']}/api/v1/auditevents", json={}, timeout=10)
     assert refused.json() == {"status": 401, "message": "Unauthorized"}
@@ -77,8 +86,16 @@ def test_the_same_seed_and_port_give_the_same_tokens(launch) -> None:
     second.communicate(timeout=20)
 
 
-@pytest.mark.parametrize("args", [["--events", "-1"], ["--port", "70000"], ["--error-style", "xml"],
-                                  ["--latency-ms", "fast"], ["--bogus"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--events", "-1"],
+        ["--port", "70000"],
+        ["--error-style", "xml"],
+        ["--latency-ms", "fast"],
+        ["--bogus"],
+    ],
+)
 def test_bad_arguments_end_in_one_line_and_exit_2(launch, args: list[str]) -> None:
     process = launch(*args)
     out, err = process.communicate(timeout=20)

@@ -3,45 +3,239 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tap_onepassword.emulator import Emulator
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 # Enumerations copied from the reference (events-api.md §9), not from the generator.
-CATEGORIES = {"success", "credentials_failed", "mfa_failed", "sso_failed", "modern_version_failed",
-              "firewall_failed", "firewall_reported_success"}
-TYPES = set("""all_blocked anonymous_blocked code_bad code_disabled code_timeout continent_blocked
-country_blocked credentials_ok duo_bad duo_disabled duo_native_bad duo_timeout federated ip_blocked
-mfa_missing mfa_ok modern_version_missing modern_version_old non_sso_user password_secret_bad
-platform_secret_bad platform_secret_disabled platform_secret_proxy service_account_sso_denied
-sso_user_mismatch totp_bad totp_disabled totp_timeout u2f_bad u2f_disabled u2f_timeout""".split())
-ITEM_ACTIONS = {"enter-item-edit-mode", "export", "fill", "other", "reveal", "secure-copy",
-                "select-sso-provider", "server-create", "server-fetch", "server-update", "share"}
-AUDIT_ACTIONS = set("""activate addgsso begin beginr cancel cancelr changeks changela changemp changenm
-changesk chngasso chngdsso chngpsso complete completr convert create dealldev delete delgsso delshare
-deolddev detchild disblduo disblmfa disblsso dlgsess dvrfydmn enblduo enblmfa enblsso expire export
-grant hide join launchi leave musercom muserdec patch propose provsn prsndall purge rdmchild reactive
-reauth replace resendts revoke role sdvcsso sendpkg sendts share ssotknv suspend tdvcsso trename
-trevoke trvlaway trvlback tverify uisas unhide unknown unlink updatduo update updatea updatfw updatmfa
-upguest uvrfydmn verify view vrfydmn""".split())
-OBJECT_TYPES = set("""account card cred device dlgdsess ec famchild file gm group gva invite item itemhist
-items miguser mngdacc pm report sa satoken slackapp sso ssotkn sub template user uva vault vaultkey""".split())
+CATEGORIES = {
+    "success",
+    "credentials_failed",
+    "mfa_failed",
+    "sso_failed",
+    "modern_version_failed",
+    "firewall_failed",
+    "firewall_reported_success",
+}
+TYPES = {
+    "all_blocked",
+    "anonymous_blocked",
+    "code_bad",
+    "code_disabled",
+    "code_timeout",
+    "continent_blocked",
+    "country_blocked",
+    "credentials_ok",
+    "duo_bad",
+    "duo_disabled",
+    "duo_native_bad",
+    "duo_timeout",
+    "federated",
+    "ip_blocked",
+    "mfa_missing",
+    "mfa_ok",
+    "modern_version_missing",
+    "modern_version_old",
+    "non_sso_user",
+    "password_secret_bad",
+    "platform_secret_bad",
+    "platform_secret_disabled",
+    "platform_secret_proxy",
+    "service_account_sso_denied",
+    "sso_user_mismatch",
+    "totp_bad",
+    "totp_disabled",
+    "totp_timeout",
+    "u2f_bad",
+    "u2f_disabled",
+    "u2f_timeout",
+}
+ITEM_ACTIONS = {
+    "enter-item-edit-mode",
+    "export",
+    "fill",
+    "other",
+    "reveal",
+    "secure-copy",
+    "select-sso-provider",
+    "server-create",
+    "server-fetch",
+    "server-update",
+    "share",
+}
+AUDIT_ACTIONS = {
+    "activate",
+    "addgsso",
+    "begin",
+    "beginr",
+    "cancel",
+    "cancelr",
+    "changeks",
+    "changela",
+    "changemp",
+    "changenm",
+    "changesk",
+    "chngasso",
+    "chngdsso",
+    "chngpsso",
+    "complete",
+    "completr",
+    "convert",
+    "create",
+    "dealldev",
+    "delete",
+    "delgsso",
+    "delshare",
+    "deolddev",
+    "detchild",
+    "disblduo",
+    "disblmfa",
+    "disblsso",
+    "dlgsess",
+    "dvrfydmn",
+    "enblduo",
+    "enblmfa",
+    "enblsso",
+    "expire",
+    "export",
+    "grant",
+    "hide",
+    "join",
+    "launchi",
+    "leave",
+    "musercom",
+    "muserdec",
+    "patch",
+    "propose",
+    "provsn",
+    "prsndall",
+    "purge",
+    "rdmchild",
+    "reactive",
+    "reauth",
+    "replace",
+    "resendts",
+    "revoke",
+    "role",
+    "sdvcsso",
+    "sendpkg",
+    "sendts",
+    "share",
+    "ssotknv",
+    "suspend",
+    "tdvcsso",
+    "trename",
+    "trevoke",
+    "trvlaway",
+    "trvlback",
+    "tverify",
+    "uisas",
+    "unhide",
+    "unknown",
+    "unlink",
+    "updatduo",
+    "update",
+    "updatea",
+    "updatfw",
+    "updatmfa",
+    "upguest",
+    "uvrfydmn",
+    "verify",
+    "view",
+    "vrfydmn",
+}
+OBJECT_TYPES = {
+    "account",
+    "card",
+    "cred",
+    "device",
+    "dlgdsess",
+    "ec",
+    "famchild",
+    "file",
+    "gm",
+    "group",
+    "gva",
+    "invite",
+    "item",
+    "itemhist",
+    "items",
+    "miguser",
+    "mngdacc",
+    "pm",
+    "report",
+    "sa",
+    "satoken",
+    "slackapp",
+    "sso",
+    "ssotkn",
+    "sub",
+    "template",
+    "user",
+    "uva",
+    "vault",
+    "vaultkey",
+}
 V2_ONLY = {"account_uuid", "actor_type", "actor_account_uuid"}
 USER_V2_ONLY = {"user_type", "user_account_uuid"}
 
-SIGN_IN_KEYS = {"uuid", "session_uuid", "timestamp", "category", "type", "country", "details",
-                "target_user", "client", "location"}
-ITEM_USAGE_KEYS = {"uuid", "timestamp", "used_version", "vault_uuid", "item_uuid", "action", "user",
-                   "client", "location"}
-AUDIT_KEYS = {"uuid", "timestamp", "actor_uuid", "actor_details", "action", "object_type", "object_uuid",
-              "object_details", "aux_id", "aux_uuid", "aux_details", "aux_info", "session", "location"}
-CLIENT_KEYS = {"app_name", "app_version", "platform_name", "platform_version", "os_name", "os_version",
-               "ip_address"}
+SIGN_IN_KEYS = {
+    "uuid",
+    "session_uuid",
+    "timestamp",
+    "category",
+    "type",
+    "country",
+    "details",
+    "target_user",
+    "client",
+    "location",
+}
+ITEM_USAGE_KEYS = {
+    "uuid",
+    "timestamp",
+    "used_version",
+    "vault_uuid",
+    "item_uuid",
+    "action",
+    "user",
+    "client",
+    "location",
+}
+AUDIT_KEYS = {
+    "uuid",
+    "timestamp",
+    "actor_uuid",
+    "actor_details",
+    "action",
+    "object_type",
+    "object_uuid",
+    "object_details",
+    "aux_id",
+    "aux_uuid",
+    "aux_details",
+    "aux_info",
+    "session",
+    "location",
+}
+CLIENT_KEYS = {
+    "app_name",
+    "app_version",
+    "platform_name",
+    "platform_version",
+    "os_name",
+    "os_version",
+    "ip_address",
+}
 LOCATION_KEYS = {"country", "region", "city", "latitude", "longitude"}
 UPPER_UUID = re.compile(r"[A-Z2-7]{26}")
 LOWER_UUID = re.compile(r"[a-z2-7]{26}")
@@ -105,7 +299,9 @@ def test_item_usages_cover_every_action(big: Emulator) -> None:
 
 
 def test_audit_events_cover_every_action_and_object_type(big: Emulator) -> None:
-    events = big.events("acme", "auditevents", version="v1") + big.events("globex", "auditevents", version="v1")
+    events = big.events("acme", "auditevents", version="v1") + big.events(
+        "globex", "auditevents", version="v1"
+    )
     assert {e["action"] for e in events} == AUDIT_ACTIONS
     assert {e["object_type"] for e in events} == OBJECT_TYPES
     joins = [e for e in events if e["object_type"] == "gm" and e["action"] == "join"]
@@ -113,16 +309,25 @@ def test_audit_events_cover_every_action_and_object_type(big: Emulator) -> None:
     assert all({"aux_uuid", "aux_details", "aux_info"} <= set(e) for e in joins)
     devices = [e for e in events if e["object_type"] == "device" and e["action"] == "create"]
     assert devices
-    assert all(isinstance(e["aux_id"], int) and e["aux_id"] > 0 and "aux_details" in e for e in devices)
+    assert all(
+        isinstance(e["aux_id"], int) and e["aux_id"] > 0 and "aux_details" in e for e in devices
+    )
     users = [e for e in events if e["object_type"] == "user"]
     assert all(e["object_details"]["uuid"] == e["object_uuid"] for e in users)
     assert not any("object_details" in e for e in events if e["object_type"] != "user")
 
 
-@pytest.mark.parametrize(("feature", "keys"), [("signinattempts", SIGN_IN_KEYS),
-                                               ("itemusages", ITEM_USAGE_KEYS),
-                                               ("auditevents", AUDIT_KEYS)])
-def test_every_documented_v1_field_occurs_and_nothing_else(big: Emulator, feature: str, keys: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("feature", "keys"),
+    [
+        ("signinattempts", SIGN_IN_KEYS),
+        ("itemusages", ITEM_USAGE_KEYS),
+        ("auditevents", AUDIT_KEYS),
+    ],
+)
+def test_every_documented_v1_field_occurs_and_nothing_else(
+    big: Emulator, feature: str, keys: set[str]
+) -> None:
     events = big.events("acme", feature, version="v1")
     seen = set().union(*(event.keys() for event in events))
     assert seen == keys
@@ -151,22 +356,30 @@ def test_v2_adds_only_v2_fields_and_msp_fields_only_on_msp_accounts(big: Emulato
             v1 = big.events(account, feature, version="v1")
             v2 = big.events(account, feature, version="v2")
             assert [e["uuid"] for e in v1] == [e["uuid"] for e in v2]
-            for old, new in zip(v1, v2):
+            for old, new in zip(v1, v2, strict=False):
                 added = set(new) - set(old)
                 assert not V2_ONLY & set(old)
                 for user in _users(old):
                     assert not USER_V2_ONLY & set(user)
                 if feature == "auditevents":
                     assert new["actor_type"] in {"user", "external_user"}
-                    assert added == ({"actor_type", "actor_account_uuid", "account_uuid"} if msp else {"actor_type"})
-                    assert set(new["actor_details"]) - set(old["actor_details"]) == (USER_V2_ONLY if msp else set())
+                    assert added == (
+                        {"actor_type", "actor_account_uuid", "account_uuid"}
+                        if msp
+                        else {"actor_type"}
+                    )
+                    assert set(new["actor_details"]) - set(old["actor_details"]) == (
+                        USER_V2_ONLY if msp else set()
+                    )
                     for key in ("object_details", "aux_details"):
                         if key in new:
                             assert new[key] == old[key]
                 else:
                     assert added == ({"account_uuid"} if msp else set())
                     user_key = "target_user" if feature == "signinattempts" else "user"
-                    assert set(new[user_key]) - set(old[user_key]) == (USER_V2_ONLY if msp else set())
+                    assert set(new[user_key]) - set(old[user_key]) == (
+                        USER_V2_ONLY if msp else set()
+                    )
                 if msp:
                     assert new["account_uuid"] == big.account(account).account_uuid
 
@@ -214,8 +427,12 @@ def test_uuid_case_follows_the_real_payloads(big: Emulator) -> None:
 
 
 def test_uuids_are_unique_across_streams_and_accounts(big: Emulator) -> None:
-    uuids = [e["uuid"] for account in big.accounts for feature in account.features
-             for e in big.events(account.name, feature)]
+    uuids = [
+        e["uuid"]
+        for account in big.accounts
+        for feature in account.features
+        for e in big.events(account.name, feature)
+    ]
     assert len(uuids) == len(set(uuids)) == 8 * 3000
 
 
@@ -224,7 +441,7 @@ def test_events_span_weeks_in_ingestion_order_with_some_late_arrivals(big: Emula
     stamps = [datetime.fromisoformat(e["timestamp"][:19] + "+00:00") for e in events]
     assert (stamps[-1] - stamps[0]).days >= 60
     assert (big.now - stamps[-1]).total_seconds() < 3600
-    late = sum(1 for earlier, later in zip(stamps, stamps[1:]) if later < earlier)
+    late = sum(1 for earlier, later in itertools.pairwise(stamps) if later < earlier)
     assert 1 <= late <= 60
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
 from tap_onepassword.emulator import Emulator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PATH = "/api/v2/itemusages"
 OLD = "2020-01-01T00:00:00Z"
@@ -20,15 +23,20 @@ def call(emu: Emulator, http: requests.Session) -> Callable[..., requests.Respon
     headers = {"Authorization": f"Bearer {emu.account('acme').token}"}
 
     def post(body: object = None, path: str = PATH, timeout: float = 5) -> requests.Response:
-        return http.post(emu.base_url + path, json={"start_time": OLD} if body is None else body,
-                         headers=headers, timeout=timeout)
+        return http.post(
+            emu.base_url + path,
+            json={"start_time": OLD} if body is None else body,
+            headers=headers,
+            timeout=timeout,
+        )
 
     return post
 
 
 @pytest.mark.parametrize("status", ["500", "502", "503"])
-def test_server_errors_for_the_next_n_requests(emu: Emulator, call: Callable[..., requests.Response],
-                                               status: str) -> None:
+def test_server_errors_for_the_next_n_requests(
+    emu: Emulator, call: Callable[..., requests.Response], status: str
+) -> None:
     emu.fail_next(PATH, status, count=2)
     first, second, third = call(), call(), call()
     assert first.status_code == second.status_code == int(status)
@@ -38,7 +46,9 @@ def test_server_errors_for_the_next_n_requests(emu: Emulator, call: Callable[...
     assert [r.fault for r in emu.requests] == [status, status, None, None]
 
 
-def test_429_with_and_without_retry_after(emu: Emulator, call: Callable[..., requests.Response]) -> None:
+def test_429_with_and_without_retry_after(
+    emu: Emulator, call: Callable[..., requests.Response]
+) -> None:
     emu.fail_next(PATH, "429")
     emu.fail_next(PATH, "429", retry_after=7)
     bare, timed = call(), call()
@@ -48,7 +58,9 @@ def test_429_with_and_without_retry_after(emu: Emulator, call: Callable[..., req
     assert bare.json() == {"Error": {"Message": "Too Many Requests"}}
 
 
-def test_a_wildcard_fault_hits_any_api_path(emu: Emulator, call: Callable[..., requests.Response]) -> None:
+def test_a_wildcard_fault_hits_any_api_path(
+    emu: Emulator, call: Callable[..., requests.Response]
+) -> None:
     emu.fail_next("*", "500", count=2)
     assert call(path="/api/v1/signinattempts").status_code == 500
     assert call(path="/api/v2/auditevents").status_code == 500
@@ -96,9 +108,11 @@ def test_empty_page_keeps_the_cursor(emu: Emulator, call: Callable[..., requests
     assert second["items"][0]["uuid"] == emu.events("acme", "itemusages")[10]["uuid"]
     emu.fail_next(PATH, "empty_page")
     reset = call({"start_time": OLD, "limit": 4}).json()
-    assert reset["items"] == [] and reset["has_more"] is True
+    assert reset["items"] == []
+    assert reset["has_more"] is True
     assert [i["uuid"] for i in call({"cursor": reset["cursor"]}).json()["items"]] == [
-        e["uuid"] for e in emu.events("acme", "itemusages")[:4]]
+        e["uuid"] for e in emu.events("acme", "itemusages")[:4]
+    ]
 
 
 def test_reject_cursor(emu: Emulator, call: Callable[..., requests.Response]) -> None:
@@ -110,18 +124,25 @@ def test_reject_cursor(emu: Emulator, call: Callable[..., requests.Response]) ->
     assert call({"cursor": cursor}).status_code == 200
 
 
-@pytest.mark.parametrize(("args", "params", "message"), [
-    (("/api/v2/itemusages", "418"), {}, "unknown fault"),
-    (("/api/v2/itemusages", "500", 0), {}, "count"),
-    (("/api/v2/itemusages", "500"), {"seconds": 3}, "no parameter"),
-    (("api/v2/itemusages", "500"), {}, "path"),
-])
-def test_bad_fault_requests_are_refused(emu: Emulator, args: tuple, params: dict, message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "params", "message"),
+    [
+        (("/api/v2/itemusages", "418"), {}, "unknown fault"),
+        (("/api/v2/itemusages", "500", 0), {}, "count"),
+        (("/api/v2/itemusages", "500"), {"seconds": 3}, "no parameter"),
+        (("api/v2/itemusages", "500"), {}, "path"),
+    ],
+)
+def test_bad_fault_requests_are_refused(
+    emu: Emulator, args: tuple, params: dict, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         emu.fail_next(*args, **params)
 
 
-def test_the_request_log(emu: Emulator, http: requests.Session, call: Callable[..., requests.Response]) -> None:
+def test_the_request_log(
+    emu: Emulator, http: requests.Session, call: Callable[..., requests.Response]
+) -> None:
     call({"limit": 3, "start_time": OLD})
     http.get(f"{emu.base_url}/api/auth/introspect", timeout=5)
     http.post(f"{emu.base_url}/api/v2/nowhere", data=b"x", timeout=5)

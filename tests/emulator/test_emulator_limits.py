@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-import requests
 
 from tap_onepassword.emulator import Emulator
 from tap_onepassword.emulator.clock import Clock
 from tap_onepassword.emulator.ratelimit import RateLimiter
 
+if TYPE_CHECKING:
+    import requests
+
 
 def _introspect(emu: Emulator, http: requests.Session, token: str) -> requests.Response:
-    return http.get(f"{emu.base_url}/api/v2/auth/introspect",
-                    headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    return http.get(
+        f"{emu.base_url}/api/v2/auth/introspect",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
 
 
 def test_600_requests_a_minute_per_token_then_429(emu: Emulator, http: requests.Session) -> None:
     token = emu.account("acme").token
     statuses = [_introspect(emu, http, token).status_code for _ in range(600)]
     assert statuses == [200] * 600
-    limited = http.post(f"{emu.base_url}/api/v2/signinattempts", json={},
-                        headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    limited = http.post(
+        f"{emu.base_url}/api/v2/signinattempts",
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
     assert limited.status_code == 429
     assert limited.json() == {"Error": {"Message": "Too Many Requests"}}
     assert "Retry-After" not in limited.headers
@@ -80,7 +91,9 @@ def test_the_status_error_style(http: requests.Session) -> None:
         assert limited.json() == {"status": 429, "message": "Too Many Requests"}
         emu.fail_next("*", "503")
         assert http.post(url, json={}, headers=headers, timeout=5).json() == {
-            "status": 503, "message": "Service Unavailable"}
+            "status": 503,
+            "message": "Service Unavailable",
+        }
         # 404 stays plain text whatever the style.
         assert http.get(f"{emu.base_url}/nope", timeout=5).text == "404 page not found\n"
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import pytest
-import requests
 
 from tap_onepassword.emulator import Emulator
+
+if TYPE_CHECKING:
+    import requests
 
 Bearer = Callable[[str], dict[str, str]]
 OLD = "2020-01-01T00:00:00Z"
@@ -17,7 +20,9 @@ OLD = "2020-01-01T00:00:00Z"
 def _exact(event: dict) -> datetime:
     """Return an event's timestamp to the microsecond (enough for these comparisons)."""
     whole, _, fraction = event["timestamp"].removesuffix("Z").partition(".")
-    return datetime.fromisoformat(whole + "+00:00") + timedelta(microseconds=int((fraction + "000000")[:6]))
+    return datetime.fromisoformat(whole + "+00:00") + timedelta(
+        microseconds=int((fraction + "000000")[:6])
+    )
 
 
 class Client:
@@ -64,9 +69,14 @@ def test_limits_1_and_1000_are_accepted(acme_sign_ins: Client, limit: int) -> No
 
 @pytest.mark.parametrize(
     "body",
-    [{"start_time": "yesterday"}, {"start_time": "2024-01-01"}, {"end_time": "2024-01-01 00:00:00Z"},
-     {"start_time": 1700000000}, {"start_time": "2024-01-02T00:00:00Z", "end_time": "2024-01-01T00:00:00Z"},
-     {"cursor": 12}],
+    [
+        {"start_time": "yesterday"},
+        {"start_time": "2024-01-01"},
+        {"end_time": "2024-01-01 00:00:00Z"},
+        {"start_time": 1700000000},
+        {"start_time": "2024-01-02T00:00:00Z", "end_time": "2024-01-01T00:00:00Z"},
+        {"cursor": 12},
+    ],
 )
 def test_unparsable_times_and_fields_are_400(acme_sign_ins: Client, body: dict) -> None:
     assert acme_sign_ins.post(body).status_code == 400
@@ -89,7 +99,9 @@ def test_an_empty_object_reads_the_last_hour(emu: Emulator, acme_sign_ins: Clien
     assert recent[0]["uuid"] not in {item["uuid"] for item in body["items"]}
 
 
-def test_start_time_with_an_offset_equals_the_same_instant_in_z(emu: Emulator, acme_sign_ins: Client) -> None:
+def test_start_time_with_an_offset_equals_the_same_instant_in_z(
+    emu: Emulator, acme_sign_ins: Client
+) -> None:
     events = emu.events("acme", "signinattempts")
     middle = _exact(events[500]).replace(microsecond=0) + timedelta(seconds=1)
     as_z = middle.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -106,18 +118,25 @@ def test_start_and_end_time_select_a_window(emu: Emulator, acme_sign_ins: Client
 
     start = _exact(events[200]).replace(microsecond=0) + timedelta(seconds=1)
     end = _exact(events[400]).replace(microsecond=0)
-    items, _, _ = acme_sign_ins.read_all({
-        "limit": 50, "start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    })
+    items, _, _ = acme_sign_ins.read_all(
+        {
+            "limit": 50,
+            "start_time": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
     exact = [e["uuid"] for e in events if start <= _exact(e) < end]
     assert [item["uuid"] for item in items] == exact
     assert 150 < len(exact) < 250
 
 
-def test_paging_returns_everything_once_in_ingestion_order(emu: Emulator, acme_sign_ins: Client) -> None:
+def test_paging_returns_everything_once_in_ingestion_order(
+    emu: Emulator, acme_sign_ins: Client
+) -> None:
     items, _, pages = acme_sign_ins.read_all({"limit": 300, "start_time": OLD})
-    assert [item["uuid"] for item in items] == [e["uuid"] for e in emu.events("acme", "signinattempts")]
+    assert [item["uuid"] for item in items] == [
+        e["uuid"] for e in emu.events("acme", "signinattempts")
+    ]
     assert pages == 4  # 300 + 300 + 300 + 100: has_more is false on the page that ends the data
     assert len({item["uuid"] for item in items}) == 1000
 
@@ -155,13 +174,18 @@ def test_late_events_older_than_start_time_still_reach_a_running_cursor(
     polled, _, _ = acme_sign_ins.read_all({"cursor": final})
     assert [item["uuid"] for item in polled] == [late[0]["uuid"]]
     # A fresh query from the same start_time does not include it: it is older than start_time.
-    assert late[0]["uuid"] not in {item["uuid"] for item in acme_sign_ins.read_all({"start_time": start})[0]}
+    assert late[0]["uuid"] not in {
+        item["uuid"] for item in acme_sign_ins.read_all({"start_time": start})[0]
+    }
 
 
-def test_has_more_is_false_when_only_events_after_end_time_remain(emu: Emulator, acme_sign_ins: Client) -> None:
+def test_has_more_is_false_when_only_events_after_end_time_remain(
+    emu: Emulator, acme_sign_ins: Client
+) -> None:
     end = _exact(emu.events("acme", "signinattempts")[-1]) - timedelta(days=1)
-    page = acme_sign_ins.post({"start_time": OLD, "end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                               "limit": 1000}).json()
+    page = acme_sign_ins.post(
+        {"start_time": OLD, "end_time": end.strftime("%Y-%m-%dT%H:%M:%SZ"), "limit": 1000}
+    ).json()
     assert page["has_more"] is False
     assert 950 < len(page["items"]) < 1000
     emu.add_events("acme", "signinattempts", 5)
@@ -171,8 +195,12 @@ def test_has_more_is_false_when_only_events_after_end_time_remain(emu: Emulator,
 def test_cursors_are_bound_to_endpoint_and_account(emu: Emulator, http: requests.Session) -> None:
     v2 = Client(emu, http, "acme", "/api/v2/signinattempts")
     cursor = v2.post({"start_time": OLD}).json()["cursor"]
-    for account, path in [("acme", "/api/v1/signinattempts"), ("acme", "/api/v2/auditevents"),
-                          ("globex", "/api/v2/signinattempts"), ("initech", "/api/v2/signinattempts")]:
+    for account, path in [
+        ("acme", "/api/v1/signinattempts"),
+        ("acme", "/api/v2/auditevents"),
+        ("globex", "/api/v2/signinattempts"),
+        ("initech", "/api/v2/signinattempts"),
+    ]:
         response = Client(emu, http, account, path).post({"cursor": cursor})
         assert response.status_code == 400, (account, path)
         assert response.json()["Error"]["Message"] == "invalid cursor"
@@ -181,12 +209,18 @@ def test_cursors_are_bound_to_endpoint_and_account(emu: Emulator, http: requests
 
 def test_forged_cursors_are_400(acme_sign_ins: Client) -> None:
     cursor = acme_sign_ins.post({"start_time": OLD}).json()["cursor"]
-    for forged in (cursor[:-2] + ("xx" if cursor[-2:] != "xx" else "yy"), "aGVsbG8hIGlzIGl0IG1lIHlvdSBhcmUgbG9va2luZyBmb3IK",
-                   "cursor_0", "%%%"):
+    for forged in (
+        cursor[:-2] + ("xx" if cursor[-2:] != "xx" else "yy"),
+        "aGVsbG8hIGlzIGl0IG1lIHlvdSBhcmUgbG9va2luZyBmb3IK",
+        "cursor_0",
+        "%%%",
+    ):
         assert acme_sign_ins.post({"cursor": forged}).status_code == 400
 
 
-def test_rotating_the_secret_rejects_every_earlier_cursor(emu: Emulator, acme_sign_ins: Client) -> None:
+def test_rotating_the_secret_rejects_every_earlier_cursor(
+    emu: Emulator, acme_sign_ins: Client
+) -> None:
     cursor = acme_sign_ins.post({"start_time": OLD}).json()["cursor"]
     emu.rotate_secret()
     assert acme_sign_ins.post({"cursor": cursor}).status_code == 400
@@ -202,13 +236,17 @@ def test_a_restarted_emulator_keeps_tokens_but_rejects_old_cursors(http: request
     with Emulator(seed=3, events=50) as second:
         headers = {"Authorization": f"Bearer {token}"}
         url = second.base_url + "/api/v2/auditevents"
-        assert http.post(url, json={"start_time": OLD}, headers=headers, timeout=5).status_code == 200
+        assert (
+            http.post(url, json={"start_time": OLD}, headers=headers, timeout=5).status_code == 200
+        )
         response = http.post(url, json={"cursor": cursor}, headers=headers, timeout=5)
         assert response.status_code == 400
 
 
 def test_an_empty_cursor_is_a_reset(acme_sign_ins: Client) -> None:
-    assert len(acme_sign_ins.post({"cursor": "", "start_time": OLD, "limit": 3}).json()["items"]) == 3
+    assert (
+        len(acme_sign_ins.post({"cursor": "", "start_time": OLD, "limit": 3}).json()["items"]) == 3
+    )
 
 
 def test_only_the_last_120_days_are_served(emu: Emulator, acme_sign_ins: Client) -> None:

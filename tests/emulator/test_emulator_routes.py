@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
-import requests
 
-from tap_onepassword.emulator import Emulator
+from tap_onepassword.emulator import AccountSpec, Emulator
+
+if TYPE_CHECKING:
+    import requests
 
 Bearer = Callable[[str], dict[str, str]]
-DATA_PATHS = [f"/api/{v}/{f}" for v in ("v1", "v2") for f in ("signinattempts", "itemusages", "auditevents")]
+DATA_PATHS = [
+    f"/api/{v}/{f}" for v in ("v1", "v2") for f in ("signinattempts", "itemusages", "auditevents")
+]
 
 
 def _claims(token: str) -> dict:
@@ -48,7 +53,9 @@ def test_tokens_are_jwt_shaped_with_the_documented_claims(emu: Emulator) -> None
         assert isinstance(claims["iat"], int)
         assert claims["jti"]
         assert "exp" not in claims
-    minted = emu.mint_token("acme", features=["itemusages"], exp=2_000_000_000, aud=["events.1password.com"])
+    minted = emu.mint_token(
+        "acme", features=["itemusages"], exp=2_000_000_000, aud=["events.1password.com"]
+    )
     claims = _claims(minted)
     assert claims["exp"] == 2_000_000_000
     assert claims["aud"] == ["events.1password.com"]
@@ -58,7 +65,9 @@ def test_tokens_are_jwt_shaped_with_the_documented_claims(emu: Emulator) -> None
 def test_introspection_v1_and_v2(emu: Emulator, http: requests.Session, bearer: Bearer) -> None:
     account = emu.account("initech")
     v1 = http.get(f"{emu.base_url}/api/auth/introspect", headers=bearer(account.token), timeout=5)
-    v2 = http.get(f"{emu.base_url}/api/v2/auth/introspect", headers=bearer(account.token), timeout=5)
+    v2 = http.get(
+        f"{emu.base_url}/api/v2/auth/introspect", headers=bearer(account.token), timeout=5
+    )
     assert v1.status_code == v2.status_code == 200
     assert v1.headers["Content-Type"].startswith("application/json")
     assert set(v1.json()) == {"UUID", "IssuedAt", "Features"}
@@ -67,15 +76,24 @@ def test_introspection_v1_and_v2(emu: Emulator, http: requests.Session, bearer: 
     assert v2.json()["account_uuid"] == account.account_uuid
     assert v1.json()["UUID"] == v2.json()["uuid"]
     assert v2.json()["issued_at"].endswith("Z")
-    other = http.get(f"{emu.base_url}/api/v2/auth/introspect",
-                     headers=bearer(emu.account("acme").token), timeout=5).json()
+    other = http.get(
+        f"{emu.base_url}/api/v2/auth/introspect",
+        headers=bearer(emu.account("acme").token),
+        timeout=5,
+    ).json()
     assert other["uuid"] != v2.json()["uuid"]
 
 
 @pytest.mark.parametrize("path", DATA_PATHS)
-def test_every_data_route_answers_an_envelope(emu: Emulator, http: requests.Session, bearer: Bearer, path: str) -> None:
-    response = http.post(emu.base_url + path, json={"start_time": "2020-01-01T00:00:00Z"},
-                         headers=bearer(emu.account("acme").token), timeout=5)
+def test_every_data_route_answers_an_envelope(
+    emu: Emulator, http: requests.Session, bearer: Bearer, path: str
+) -> None:
+    response = http.post(
+        emu.base_url + path,
+        json={"start_time": "2020-01-01T00:00:00Z"},
+        headers=bearer(emu.account("acme").token),
+        timeout=5,
+    )
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/json")
     body = response.json()
@@ -88,23 +106,37 @@ def test_every_data_route_answers_an_envelope(emu: Emulator, http: requests.Sess
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/"), ("GET", "/api/v2/signinattempts"), ("POST", "/api/v2/auth/introspect"),
-     ("POST", "/api/v3/auditevents"), ("POST", "/api/v2/signinattempts/"), ("GET", "/api/v1/auth/introspect"),
-     ("DELETE", "/api/v1/itemusages"), ("POST", "/api/v2/logins")],
+    [
+        ("GET", "/"),
+        ("GET", "/api/v2/signinattempts"),
+        ("POST", "/api/v2/auth/introspect"),
+        ("POST", "/api/v3/auditevents"),
+        ("POST", "/api/v2/signinattempts/"),
+        ("GET", "/api/v1/auth/introspect"),
+        ("DELETE", "/api/v1/itemusages"),
+        ("POST", "/api/v2/logins"),
+    ],
 )
-def test_anything_else_is_a_plain_text_404(emu: Emulator, http: requests.Session, bearer: Bearer, method: str, path: str) -> None:
-    response = http.request(method, emu.base_url + path, headers=bearer(emu.account("acme").token),
-                            json={}, timeout=5)
+def test_anything_else_is_a_plain_text_404(
+    emu: Emulator, http: requests.Session, bearer: Bearer, method: str, path: str
+) -> None:
+    response = http.request(
+        method, emu.base_url + path, headers=bearer(emu.account("acme").token), json={}, timeout=5
+    )
     assert response.status_code == 404
     assert response.text == "404 page not found\n"
     assert response.headers["Content-Type"].startswith("text/plain")
 
 
-def _post(emu: Emulator, http: requests.Session, path: str, headers: dict[str, str]) -> requests.Response:
+def _post(
+    emu: Emulator, http: requests.Session, path: str, headers: dict[str, str]
+) -> requests.Response:
     return http.post(emu.base_url + path, json={}, headers=headers, timeout=5)
 
 
-def test_missing_or_bad_tokens_get_401(emu: Emulator, http: requests.Session, bearer: Bearer) -> None:
+def test_missing_or_bad_tokens_get_401(
+    emu: Emulator, http: requests.Session, bearer: Bearer
+) -> None:
     token = emu.account("acme").token
     header, payload, signature = token.split(".")
     forged_signature = signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")
@@ -122,10 +154,17 @@ def test_missing_or_bad_tokens_get_401(emu: Emulator, http: requests.Session, be
             response = _post(emu, http, path, headers)
             assert response.status_code == 401, name
             assert response.json() == {"Error": {"Message": "Unauthorized"}}, name
-        assert http.get(f"{emu.base_url}/api/v2/auth/introspect", headers=headers, timeout=5).status_code == 401
+        assert (
+            http.get(
+                f"{emu.base_url}/api/v2/auth/introspect", headers=headers, timeout=5
+            ).status_code
+            == 401
+        )
 
 
-def test_a_token_without_the_feature_gets_401(emu: Emulator, http: requests.Session, bearer: Bearer) -> None:
+def test_a_token_without_the_feature_gets_401(
+    emu: Emulator, http: requests.Session, bearer: Bearer
+) -> None:
     initech = bearer(emu.account("initech").token)
     assert _post(emu, http, "/api/v2/itemusages", initech).status_code == 401
     assert _post(emu, http, "/api/v1/itemusages", initech).status_code == 401
@@ -144,16 +183,28 @@ def test_an_expired_token_gets_401(emu: Emulator, http: requests.Session, bearer
     assert _post(emu, http, "/api/v2/signinattempts", token).status_code == 200
     emu.advance_time(3601)
     assert _post(emu, http, "/api/v2/signinattempts", token).status_code == 401
-    assert http.get(f"{emu.base_url}/api/auth/introspect", headers=token, timeout=5).status_code == 401
-    assert _post(emu, http, "/api/v2/signinattempts", bearer(emu.account("acme").token)).status_code == 200
+    assert (
+        http.get(f"{emu.base_url}/api/auth/introspect", headers=token, timeout=5).status_code == 401
+    )
+    assert (
+        _post(emu, http, "/api/v2/signinattempts", bearer(emu.account("acme").token)).status_code
+        == 200
+    )
 
 
-def test_a_token_for_an_account_the_emulator_does_not_serve_gets_401(http: requests.Session, bearer: Bearer) -> None:
-    from tap_onepassword.emulator import AccountSpec
-
-    with Emulator(seed=7, events=5, accounts=[AccountSpec("solo")]) as solo, \
-         Emulator(seed=7, events=5) as full:
+def test_a_token_for_an_account_the_emulator_does_not_serve_gets_401(
+    http: requests.Session, bearer: Bearer
+) -> None:
+    with (
+        Emulator(seed=7, events=5, accounts=[AccountSpec("solo")]) as solo,
+        Emulator(seed=7, events=5) as full,
+    ):
         stranger = full.account("acme").token  # same signing key (same seed), unknown account
         response = _post(solo, http, "/api/v2/signinattempts", bearer(stranger))
         assert response.status_code == 401
-        assert _post(solo, http, "/api/v2/signinattempts", bearer(solo.account("solo").token)).status_code == 200
+        assert (
+            _post(
+                solo, http, "/api/v2/signinattempts", bearer(solo.account("solo").token)
+            ).status_code
+            == 200
+        )

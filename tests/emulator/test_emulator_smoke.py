@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import requests
+from typing import TYPE_CHECKING
 
-from tap_onepassword.emulator import Emulator
+if TYPE_CHECKING:
+    import requests
+
+    from tap_onepassword.emulator import Emulator
 
 
 def test_full_read_by_cursor_matches_events(emu: Emulator, http: requests.Session) -> None:
     headers = {"Authorization": f"Bearer {emu.account('acme').token}"}
     url = f"{emu.base_url}/api/v2/auditevents"
-    page = http.post(url, json={"limit": 1000, "start_time": "2020-01-01T00:00:00Z"},
-                     headers=headers, timeout=10).json()
+    page = http.post(
+        url, json={"limit": 1000, "start_time": "2020-01-01T00:00:00Z"}, headers=headers, timeout=10
+    ).json()
     uuids = [item["uuid"] for item in page["items"]]
     while page["has_more"]:
         page = http.post(url, json={"cursor": page["cursor"]}, headers=headers, timeout=10).json()

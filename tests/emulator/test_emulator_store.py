@@ -26,10 +26,11 @@ def _stream(stamps: list[int]) -> EventStream:
     return EventStream(StreamRenderer(_PROFILE, "signinattempts", 1), array("q", stamps))
 
 
-def _model(stamps, position, start, horizon, retention, end, limit):  # noqa: PLR0913
+def _model(stamps, position, *, start, horizon, retention, end, limit):  # noqa: PLR0913
     high = end if end is not None else 1 << 62
     owed = [
-        index for index in range(position, len(stamps))
+        index
+        for index in range(position, len(stamps))
         if (max(start, retention) if index < horizon else retention) <= stamps[index] < high
     ]
     return owed[:limit], len(owed) > limit
@@ -55,9 +56,18 @@ def test_select_matches_a_brute_force_model(data: st.DataObject, stamps: list[in
     retention = data.draw(st.integers(0, 5000))
     end = data.draw(st.none() | st.integers(0, 5001))
     limit = data.draw(st.integers(1, 50))
-    got = stream.select(position, start_ns=start, horizon=horizon, retention_ns=retention,
-                        end_ns=end, limit=limit)
-    expected, more = _model(all_stamps, position, start, horizon, retention, end, limit)
+    got = stream.select(
+        position, start_ns=start, horizon=horizon, retention_ns=retention, end_ns=end, limit=limit
+    )
+    expected, more = _model(
+        all_stamps,
+        position,
+        start=start,
+        horizon=horizon,
+        retention=retention,
+        end=end,
+        limit=limit,
+    )
     assert got.positions == expected
     assert got.has_more is more
     assert got.next_position == (expected[-1] + 1 if more else count)
@@ -104,8 +114,17 @@ def test_parse_keeps_nanoseconds() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["2021-06-11", "2021-06-11 19:32:50Z", "2021-06-11T19:32:50", "yesterday", "2021-02-30T00:00:00Z",
-     "2021-13-01T00:00:00Z", "2021-06-11T25:00:00Z", "2021-06-11T19:32:50+0300", ""],
+    [
+        "2021-06-11",
+        "2021-06-11 19:32:50Z",
+        "2021-06-11T19:32:50",
+        "yesterday",
+        "2021-02-30T00:00:00Z",
+        "2021-13-01T00:00:00Z",
+        "2021-06-11T25:00:00Z",
+        "2021-06-11T19:32:50+0300",
+        "",
+    ],
 )
 def test_parse_rejects_anything_else(text: str) -> None:
     with pytest.raises(TimestampError):
