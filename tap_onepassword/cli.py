@@ -73,7 +73,7 @@ class OnePasswordCommand(SingerCommand):
         except requests.RequestException as exc:
             fail(f"request failed: {type(exc).__name__}")
         except FileNotFoundError as exc:
-            fail(f"cannot read {exc.filename}: no such file")
+            fail(f"cannot read a --config, --state or --catalog file: {exc}")
         except json.JSONDecodeError as exc:
             fail(f"a --config, --state or --catalog file is not valid JSON ({exc.msg})")
         except Exception as exc:

@@ -495,7 +495,8 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     if isinstance(exc, requests.exceptions.Timeout):
         return "no answer within request_timeout"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+    broken = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+    if isinstance(exc, broken):
         return "the answer was cut short"
     if isinstance(exc, requests.exceptions.ConnectionError):
         return f"connection failed: {type(exc).__name__}"

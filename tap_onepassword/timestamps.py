@@ -22,13 +22,24 @@ _RFC3339 = re.compile(
 
 
 def _looks_like_utc_date_time(value: str) -> bool:
-    """`YYYY-MM-DDTHH:MM:SS` followed by more, with ASCII digits where digits belong."""
+    """`YYYY-MM-DDTHH:MM:SS` followed by more: ASCII digits where digits belong, in range.
+
+    Cheap checks only (no calendar: February 30 passes here and fails later, where parsed).
+    """
     if not (
         value[4] == "-" and value[7] == "-" and value[10] == "T" and value[13] == ":"
     ) or value[16] != ":":
         return False
     digits = value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19]
-    return digits.isascii() and digits.isdigit()
+    return (
+        digits.isascii()
+        and digits.isdigit()
+        and "01" <= value[5:7] <= "12"
+        and "01" <= value[8:10] <= "31"
+        and value[11:13] <= "23"
+        and value[14:16] <= "59"
+        and value[17:19] <= "59"
+    )
 
 
 def normalise_timestamp(value: str) -> str:
@@ -66,13 +77,17 @@ def _normalise_parsed(value: str) -> str:
         msg = f"not an RFC 3339 date-time: {value!r}"
         raise ValueError(msg)
     year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
-    offset = timezone.utc
-    if sign:
-        delta = timedelta(hours=int(off_h), minutes=int(off_m))
-        offset = timezone(-delta if sign == "-" else delta)
-    instant = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=offset
-    ).astimezone(timezone.utc)
+    try:
+        offset = timezone.utc
+        if sign:
+            delta = timedelta(hours=int(off_h), minutes=int(off_m))
+            offset = timezone(-delta if sign == "-" else delta)
+        instant = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=offset
+        ).astimezone(timezone.utc)
+    except ValueError:
+        msg = f"not an RFC 3339 date-time: {value!r}"
+        raise ValueError(msg) from None
     nanos = (fraction or "")[:_NANOS].ljust(_NANOS, "0")
     return (
         f"{instant.year:04d}-{instant.month:02d}-{instant.day:02d}T"

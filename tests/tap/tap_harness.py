@@ -7,6 +7,7 @@ real `tap-onepassword` command.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -125,3 +126,17 @@ def duplicates(records: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """Primary keys seen more than once (the SDK's own uniqueness test cannot fail in 0.54)."""
     counts = Counter((r["account_name"], r["uuid"]) for r in records)
     return {key: n for key, n in counts.items() if n > 1}
+
+
+def make_token(claims: dict[str, Any] | None = None, *, aud: Any = "events.1password.eu") -> str:
+    """A JWT-shaped Events token with the given claims (unsigned: the tap never verifies)."""
+
+    def part(value: dict[str, Any]) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    body: dict[str, Any] = {"1password.com/fts": ["signinattempts"], "iat": 1_700_000_000}
+    if aud is not None:
+        body["aud"] = aud if isinstance(aud, list) else [aud]
+    body.update(claims or {})
+    return f"{part({'alg': 'ES256', 'typ': 'JWT'})}.{part(body)}.c2lnbmF0dXJl"

@@ -131,7 +131,8 @@ def test_a_rejected_cursor_mid_run_loses_nothing(emulator: Emulator) -> None:
     emulator.fail_next(path, "reject_cursor")
     result = run_tap(config)
     bodies = [r.body for r in emulator.requests if r.path == path]
-    assert [set(b) for b in bodies[:3]] == [{"limit", "start_time"}, {"cursor"}, {"limit", "start_time"}]
+    reset, cursor = {"limit", "start_time"}, {"cursor"}
+    assert [set(b) for b in bodies[:3]] == [reset, cursor, reset]
     got = result.of("sign_in_attempts", "acme")
     want = expected_records(emulator, "acme", "sign_in_attempts")
     assert {r["uuid"] for r in got} == {r["uuid"] for r in want}

@@ -1,0 +1,88 @@
+"""The per-token request budget, with a clock the test controls."""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+
+from tap_onepassword.ratebudget import RateBudget
+
+
+class FakeClock:
+    """Time that moves only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    """The largest number of requests inside any half-open window [t, t + window)."""
+    ordered = sorted(times)
+    return max(
+        (bisect_left(ordered, start + window) - i for i, start in enumerate(ordered)), default=0
+    )
+
+
+def test_never_more_than_the_minute_and_hour_limits() -> None:
+    clock = FakeClock()
+    budget = RateBudget(600, 30_000, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(32_000):
+        budget.acquire()
+        sent.append(clock())
+    assert most_in_any_window(sent, 60) == 600
+    assert most_in_any_window(sent, 3600) == 30_000
+    # And it does not wait longer than it must: 30,000 in the first 50 minutes, then the
+    # hour window holds the rest until the first requests age out.
+    assert sent[29_999] - sent[0] < 3000
+    assert sent[30_000] - sent[0] >= 3600
+
+
+def test_a_small_budget_spaces_requests_by_the_minute() -> None:
+    clock = FakeClock()
+    budget = RateBudget(5, 1000, clock=clock, sleep=clock.sleep)
+    sent = []
+    for _ in range(12):
+        budget.acquire()
+        sent.append(clock() - 1000.0)
+    assert sent == [0, 0, 0, 0, 0, 60, 60, 60, 60, 60, 120, 120]
+
+
+def test_pause_holds_every_user_of_the_token() -> None:
+    clock = FakeClock()
+    budget = RateBudget(600, 30_000, clock=clock, sleep=clock.sleep)
+    budget.acquire()
+    budget.pause(7)
+    budget.acquire()
+    assert clock() == 1007.0
+    assert budget.waited == 7.0
+
+
+def test_threads_sharing_a_budget_stay_within_it() -> None:
+    clock = FakeClock()
+    budget = RateBudget(50, 400, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(100):
+            budget.acquire()
+            with lock:
+                sent.append(clock())
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(sent) == 600
+    assert most_in_any_window(sent, 60) <= 50
+    assert most_in_any_window(sent, 3600) <= 400
