@@ -33,6 +33,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        msg = f"must be at least 1: {text}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65_535:  # noqa: PLR2004 - the TCP port range
@@ -65,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fixed extra latency per API request in milliseconds")
     parser.add_argument("--retry-after", type=_non_negative_float, default=None,
                         help="send Retry-After with this many seconds on rate-limit 429s")
+    parser.add_argument("--rate-limit-per-minute", type=_positive_int, default=600,
+                        help="requests a token may make in any minute (default 600)")
+    parser.add_argument("--rate-limit-per-hour", type=_positive_int, default=30_000,
+                        help="requests a token may make in any hour (default 30000)")
     parser.add_argument("--error-style", choices=ERROR_STYLES, default="legacy",
                         help="error body: legacy {Error:{Message}} or status {status,message}")
     return parser
@@ -84,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         emulator = Emulator(
             seed=args.seed, events=args.events, latency_ms=args.latency_ms,
             retry_after=args.retry_after, error_style=args.error_style,
+            rate_limit_per_minute=args.rate_limit_per_minute,
+            rate_limit_per_hour=args.rate_limit_per_hour,
         ).start(host=args.host, port=args.port)
     except OSError as exc:
         print(f"tap-onepassword-emulator: cannot serve on {args.host}:{args.port}: "  # noqa: T201

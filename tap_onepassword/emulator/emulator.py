@@ -12,6 +12,7 @@ import json
 import os
 import random
 import threading
+from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
     from tap_onepassword.emulator.server import EmulatorHTTPServer
 
+REQUEST_LOG_SIZE = 100_000
+"""The request log keeps the most recent requests only, so a long-running demo stays small."""
 _TOKEN_AGE_SECONDS = 7 * 86_400
 """The default tokens were 'issued' a week before the emulator started."""
 
@@ -85,6 +88,9 @@ class Emulator:
         if isinstance(events, bool) or not isinstance(events, int) or events < 0:
             msg = "events must be a non-negative integer"
             raise ValueError(msg)
+        if rate_limit_per_minute < 1 or rate_limit_per_hour < 1:
+            msg = "rate limits must be at least 1 request"
+            raise ValueError(msg)
         if latency_ms < 0:
             msg = "latency_ms must not be negative"
             raise ValueError(msg)
@@ -115,7 +121,7 @@ class Emulator:
         for account in self._accounts:
             for feature in account.features:
                 self._stream(account.name, feature)
-        self._requests: list[RequestRecord] = []
+        self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_SIZE)
         self._requests_lock = threading.Lock()
         self._minted = 0
         self._server: EmulatorHTTPServer | None = None
@@ -144,7 +150,8 @@ class Emulator:
         if isinstance(bound_host, bytes):
             bound_host = bound_host.decode()
         self._host_port = f"{bound_host}:{bound_port}"
-        issued_at = (self._started_ns // NANOS_PER_SECOND) - _TOKEN_AGE_SECONDS
+        # Whole days, so a restart with the same seed and port prints the same tokens that day.
+        issued_at = (self._started_ns // NANOS_PER_SECOND) // 86_400 * 86_400 - _TOKEN_AGE_SECONDS
         for account in self._accounts:
             account.token = self._authority.mint(
                 account_uuid=account.account_uuid,
@@ -304,7 +311,7 @@ class Emulator:
         seed = derive_key(self.seed, "added", account, feature, len(stream), late)
         rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
         now = self.clock.now_ns()
-        newest = stream.newest_ns
+        newest = stream.newest_ns if len(stream) else now
         if late:
             floor = max(self.service.retention_start_ns() + NANOS_PER_SECOND,
                         newest - 3600 * NANOS_PER_SECOND)
@@ -370,7 +377,7 @@ class Emulator:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """Return every API request seen so far, oldest first."""
+        """Return the API requests seen so far (the last ``REQUEST_LOG_SIZE``), oldest first."""
         with self._requests_lock:
             return list(self._requests)
 

@@ -66,6 +66,13 @@ class FaultPlan:
         if not (path == "*" or path.startswith("/")):
             msg = "path must start with '/' or be '*'"
             raise ValueError(msg)
+        for name in ("retry_after", "seconds"):
+            value = params.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+            ):
+                msg = f"{name} must be a non-negative number of seconds"
+                raise ValueError(msg)
         fault = Fault(path, kind, count, dict(params))
         with self._lock:
             self._faults.append(fault)

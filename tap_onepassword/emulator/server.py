@@ -127,6 +127,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         """Answer a PATCH (always 404 on the API)."""
         self._dispatch()
 
+    def do_HEAD(self) -> None:
+        """Answer a HEAD (always 404 on the API; headers only)."""
+        self._dispatch()
+
+    def do_OPTIONS(self) -> None:
+        """Answer an OPTIONS (always 404 on the API)."""
+        self._dispatch()
+
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
@@ -189,7 +197,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _send_truncated(self, response: ApiResponse, *, incomplete: bool) -> None:
         cut = response.body[: max(1, len(response.body) // 2)]

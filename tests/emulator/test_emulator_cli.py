@@ -47,7 +47,10 @@ def launch() -> Iterator:
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_prints_one_json_line_serves_and_exits_cleanly(launch, stop_signal: signal.Signals) -> None:
-    process = launch("--port", "0", "--seed", "3", "--events", "20", "--error-style", "status")
+    process = launch(
+        "--port", "0", "--seed", "3", "--events", "20", "--error-style", "status",
+        "--rate-limit-per-minute", "2", "--retry-after", "9",
+    )  # fmt: skip
     line = json.loads(_first_line(process))
     assert set(line) == {"base_url", "accounts"}
     assert line["base_url"].startswith("http://127.0.0.1:")
@@ -65,6 +68,11 @@ def test_prints_one_json_line_serves_and_exits_cleanly(launch, stop_signal: sign
     assert len(page["items"]) == 20
     refused = requests.post(f"{line['base_url']}/api/v1/auditevents", json={}, timeout=10)
     assert refused.json() == {"status": 401, "message": "Unauthorized"}
+    introspect = f"{line['base_url']}/api/v2/auth/introspect"
+    assert requests.get(introspect, headers=headers, timeout=10).status_code == 200
+    limited = requests.get(introspect, headers=headers, timeout=10)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "9"
     process.send_signal(stop_signal)
     out, err = process.communicate(timeout=20)
     assert process.returncode == 0
@@ -72,18 +80,18 @@ def test_prints_one_json_line_serves_and_exits_cleanly(launch, stop_signal: sign
     assert err == ""
 
 
-def test_the_same_seed_and_port_give_the_same_tokens(launch) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    first = launch("--port", str(port), "--seed", "9", "--events", "5")
-    tokens = [a["token"] for a in json.loads(_first_line(first))["accounts"]]
+def test_tokens_outlive_a_restart_with_the_same_seed(launch) -> None:
+    first = launch("--port", "0", "--seed", "9", "--events", "5")
+    token = json.loads(_first_line(first))["accounts"][0]["token"]
     first.send_signal(signal.SIGTERM)
     first.communicate(timeout=20)
-    second = launch("--port", str(port), "--seed", "9", "--events", "5")
-    assert [a["token"] for a in json.loads(_first_line(second))["accounts"]] == tokens
-    second.send_signal(signal.SIGTERM)
-    second.communicate(timeout=20)
+    headers = {"Authorization": f"Bearer {token}"}
+    for seed, status in (("9", 200), ("10", 401)):
+        again = launch("--port", "0", "--seed", seed, "--events", "5")
+        url = json.loads(_first_line(again))["base_url"] + "/api/v2/auth/introspect"
+        assert requests.get(url, headers=headers, timeout=10).status_code == status
+        again.send_signal(signal.SIGTERM)
+        again.communicate(timeout=20)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +102,7 @@ def test_the_same_seed_and_port_give_the_same_tokens(launch) -> None:
         ["--error-style", "xml"],
         ["--latency-ms", "fast"],
         ["--bogus"],
+        ["--rate-limit-per-hour", "0"],
     ],
 )
 def test_bad_arguments_end_in_one_line_and_exit_2(launch, args: list[str]) -> None:

@@ -131,6 +131,8 @@ def test_reject_cursor(emu: Emulator, call: Callable[..., requests.Response]) ->
         (("/api/v2/itemusages", "500", 0), {}, "count"),
         (("/api/v2/itemusages", "500"), {"seconds": 3}, "no parameter"),
         (("api/v2/itemusages", "500"), {}, "path"),
+        (("/api/v2/itemusages", "hang"), {"seconds": "long"}, "seconds"),
+        (("/api/v2/itemusages", "429"), {"retry_after": -1}, "retry_after"),
     ],
 )
 def test_bad_fault_requests_are_refused(

@@ -258,3 +258,16 @@ def test_only_the_last_120_days_are_served(emu: Emulator, acme_sign_ins: Client)
     assert 600 < len(kept) < 730  # ages 60..120 days of a 60..150-day spread: two thirds
     items, _, _ = acme_sign_ins.read_all({"start_time": OLD, "limit": 1000})
     assert [item["uuid"] for item in items] == [e["uuid"] for e in kept]
+
+
+def test_events_can_be_added_to_an_empty_stream(http: requests.Session) -> None:
+    with Emulator(seed=5, events=0) as empty:
+        client = Client(empty, http, "acme", "/api/v2/itemusages")
+        first = client.post({"start_time": OLD}).json()
+        assert first["items"] == []
+        assert first["has_more"] is False
+        late = empty.add_events("acme", "itemusages", 2, late=True)
+        fresh = empty.add_events("acme", "itemusages", 1)
+        polled = client.post({"cursor": first["cursor"]}).json()["items"]
+        assert [item["uuid"] for item in polled] == [e["uuid"] for e in late + fresh]
+        assert all(_exact(e) <= empty.now for e in late + fresh)

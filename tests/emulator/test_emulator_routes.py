@@ -115,6 +115,8 @@ def test_every_data_route_answers_an_envelope(
         ("GET", "/api/v1/auth/introspect"),
         ("DELETE", "/api/v1/itemusages"),
         ("POST", "/api/v2/logins"),
+        ("OPTIONS", "/api/v2/signinattempts"),
+        ("PUT", "/api/v2/auditevents"),
     ],
 )
 def test_anything_else_is_a_plain_text_404(
@@ -126,6 +128,13 @@ def test_anything_else_is_a_plain_text_404(
     assert response.status_code == 404
     assert response.text == "404 page not found\n"
     assert response.headers["Content-Type"].startswith("text/plain")
+
+
+def test_head_is_a_404_without_a_body(emu: Emulator, http: requests.Session) -> None:
+    response = http.head(f"{emu.base_url}/api/v2/auth/introspect", timeout=5)
+    assert response.status_code == 404
+    assert response.content == b""
+    assert http.get(f"{emu.base_url}/nothing", timeout=5).text == "404 page not found\n"
 
 
 def _post(
