@@ -229,7 +229,7 @@ class OnePasswordStream(RESTStream[RequestBody | None]):
     """Longest wait without Retry-After: the API's per-minute rate window."""
 
     MAX_TRIES: ClassVar[int] = 10
-    """Attempts per request before giving up (about 6 minutes of waiting at most)."""
+    """Attempts per request before giving up (about 4 minutes of waiting at most)."""
 
     def __init__(self, tap: TapOnePassword) -> None:
         """Bind the stream to the tap, which holds the settings, budgets and account access.

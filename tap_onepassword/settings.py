@@ -123,6 +123,7 @@ def _default(schema: dict[str, Any], name: str) -> Any:  # noqa: ANN401 - any se
 
 
 def _date_setting(config: Mapping[str, Any], name: str) -> datetime | None:
+    """Read a date setting: RFC 3339, or leniently a date or a time without offset (UTC)."""
     value = config.get(name)
     if value in (None, ""):
         return None
@@ -131,6 +132,12 @@ def _date_setting(config: Mapping[str, Any], name: str) -> datetime | None:
             return parse_timestamp(value.strip())
         except ValueError:
             pass
+        try:
+            lenient = datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            return lenient if lenient.tzinfo else lenient.replace(tzinfo=timezone.utc)
     msg = f"{name} is not a date-time; use RFC 3339, e.g. 2025-01-31T00:00:00Z"
     raise ConfigError(msg)
 

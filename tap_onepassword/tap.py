@@ -243,7 +243,8 @@ class TapOnePassword(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        # Introspection first: the tap asks it before any event request anyway.
+        # The SDK syncs streams by name; whichever event stream comes first introspects every
+        # account before its first event request (see `access`).
         return [IntrospectionStream(self), *(stream(self) for stream in EVENT_STREAMS)]
 
     def budget_for(self, account: Account) -> RateBudget:

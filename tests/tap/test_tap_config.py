@@ -101,6 +101,31 @@ def test_accounts_fall_back_to_the_top_level_base_url() -> None:
     assert urls == {"a": "http://127.0.0.1:9", "b": "https://events.1password.ca"}
 
 
+@pytest.mark.parametrize(
+    ("value", "meant"),
+    [
+        ("2025-01-31T10:00:00-03:00", "2025-01-31T13:00:00+00:00"),
+        ("2025-01-31", "2025-01-31T00:00:00+00:00"),
+        ("2025-01-31T10:00:00", "2025-01-31T10:00:00+00:00"),
+    ],
+)
+def test_dates_are_read_as_utc_instants(value: str, meant: str) -> None:
+    tap = TapOnePassword(config={"token": TOKEN, "start_date": value})
+    assert tap.settings.start_date is not None
+    assert tap.settings.start_date.isoformat() == meant
+
+
+def test_ca_bundle_is_what_tls_verifies_against(tmp_path: Path) -> None:
+    bundle = tmp_path / "corporate-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    tap = TapOnePassword(config={"token": TOKEN, "ca_bundle": str(bundle)})
+    stream = tap.event_streams[0]
+    (account,) = tap.settings.accounts
+    assert stream.session_for(account).verify == str(bundle)
+    plain = TapOnePassword(config={"token": TOKEN}).event_streams[0]
+    assert plain.session_for(account).verify is True
+
+
 def test_accounts_sharing_a_token_share_one_budget() -> None:
     tap = TapOnePassword(
         config={"accounts": [{"name": "a", "token": TOKEN}, {"name": "b", "token": TOKEN},
