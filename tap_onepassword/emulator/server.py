@@ -8,6 +8,7 @@ Python API offers, so a separate process can steer a command-line emulator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -82,7 +83,31 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         """Bind to ``address`` and serve ``emulator``."""
         self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         super().__init__(address, EmulatorRequestHandler)
+
+    @override
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Remember the connection so that ``close_connections`` can end it."""
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    @override
+    def shutdown_request(self, request: Any) -> None:
+        """Forget the connection once its handler is done with it."""
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open connection, so a stopped emulator answers no kept-alive client."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
 
     @override
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import pytest
+import requests
 
 from tap_onepassword.emulator import AccountSpec, Emulator
-
-if TYPE_CHECKING:
-    import requests
 
 Bearer = Callable[[str], dict[str, str]]
 DATA_PATHS = [
@@ -217,3 +214,13 @@ def test_a_token_for_an_account_the_emulator_does_not_serve_gets_401(
             ).status_code
             == 200
         )
+
+
+def test_a_stopped_emulator_answers_nobody(http: requests.Session) -> None:
+    emu = Emulator(seed=1, events=5).start()
+    url = f"{emu.base_url}/api/v2/auth/introspect"
+    headers = {"Authorization": f"Bearer {emu.account('acme').token}"}
+    assert http.get(url, headers=headers, timeout=5).status_code == 200  # keeps the connection
+    emu.stop()
+    with pytest.raises(requests.ConnectionError):
+        http.get(url, headers=headers, timeout=5)
