@@ -683,7 +683,7 @@ class EventStream(OnePasswordStream):
             item["timestamp"] = normalise_timestamp(item["timestamp"])
         except (KeyError, TypeError, ValueError):
             msg = (
-                f"{self.name}, account '{account_name}': event {item.get('uuid')!r} has no "
+                f"{self.name}, account '{account_name}': event {item.get('uuid')!r:.60} has no "
                 f"RFC 3339 timestamp ({item.get('timestamp')!r:.60})"
             )
             raise ApiResponseError(msg) from None
