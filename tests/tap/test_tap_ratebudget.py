@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from typing import TYPE_CHECKING
+
+from tap_harness import run_tap
 
 from tap_onepassword.ratebudget import RateBudget
+
+if TYPE_CHECKING:
+    import pytest
+
+    from tap_onepassword.emulator import Emulator
 
 
 class FakeClock:
@@ -86,3 +94,38 @@ def test_threads_sharing_a_budget_stay_within_it() -> None:
     assert len(sent) == 600
     assert most_in_any_window(sent, 60) <= 50
     assert most_in_any_window(sent, 3600) <= 400
+
+
+def test_a_real_run_keeps_every_stream_and_account_of_a_token_in_one_budget(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    budgets: list[RateBudget] = []
+
+    def budget_on_fake_time(per_minute: int, per_hour: int) -> RateBudget:
+        budget = RateBudget(per_minute, per_hour, clock=clock, sleep=clock.sleep)
+        budgets.append(budget)
+        return budget
+
+    monkeypatch.setattr("tap_onepassword.tap.RateBudget", budget_on_fake_time)
+    sent: list[float] = []
+    real_acquire = RateBudget.acquire
+
+    def acquire_and_note(self: RateBudget) -> None:
+        real_acquire(self)
+        sent.append(clock())
+
+    monkeypatch.setattr(RateBudget, "acquire", acquire_and_note)
+    token = emulator.account("acme").token
+    config = {
+        "accounts": [{"name": "one", "token": token}, {"name": "two", "token": token}],
+        "base_url": emulator.base_url,
+        "page_size": 100,
+        "max_requests_per_minute": 4,
+    }
+    result = run_tap(config)
+    assert len(budgets) == 1  # one token, one budget, for 3 streams x 2 accounts
+    assert len(sent) == len(emulator.requests) == 2 + 2 * 3 * 3  # introspection + pages
+    assert most_in_any_window(sent, 60) == 4
+    assert sent[-1] - sent[0] >= 60 * (len(sent) // 4 - 1)
+    assert len(result.records["audit_events"]) == 2 * 250
