@@ -65,11 +65,15 @@ HTTP controls under ``/_emulator/`` (JSON in, JSON out; not rate-limited, not lo
     GET    /_emulator/time               {"now": "RFC 3339"}
     POST   /_emulator/time               {"advance": seconds} or {"set": "RFC 3339"} -> {"now"}
 
-Bad control requests answer 400 (404 for an unknown route) with ``{"error": "..."}``.
+Bad control requests answer 400 (404 for an unknown route) with ``{"error": "..."}``. The
+request log keeps the last ``REQUEST_LOG_SIZE`` (100,000) API requests.
+
 Command line: ``tap-onepassword-emulator --port 0 --seed 1 --events 1000 [--latency-ms L]
-[--retry-after S] [--error-style legacy|status] [--host H]`` prints one JSON line
-``{"base_url", "accounts": [{name, token, account_uuid, features}]}`` and serves until
-Ctrl-C or SIGTERM.
+[--retry-after S] [--error-style legacy|status] [--rate-limit-per-minute N]
+[--rate-limit-per-hour N] [--host H]`` prints one JSON line ``{"base_url", "accounts":
+[{name, token, account_uuid, features}]}`` and serves until Ctrl-C or SIGTERM. Tokens are
+signed with a key derived from the seed, so they stay valid across restarts with the same seed;
+cursors are signed with a per-process secret, so they do not.
 """
 
 from __future__ import annotations
