@@ -9,7 +9,6 @@ records, and only then moves the partition's cursor forward and writes a STATE m
 
 from __future__ import annotations
 
-import email.utils
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -18,11 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import backoff
-import msgspec
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
-from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
@@ -30,6 +27,13 @@ from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
     CursorRejectedError,
+)
+from tap_onepassword.pages import (
+    EventsCursorPaginator,
+    Page,
+    RequestBody,
+    decode_page,
+    retry_after_seconds,
 )
 from tap_onepassword.progress import Progress
 from tap_onepassword.settings import Account, Settings, retention_start
@@ -43,9 +47,6 @@ if TYPE_CHECKING:
 
     from tap_onepassword.tap import TapOnePassword
 
-RequestBody = dict[str, Any]
-"""A JSON request body: `{"cursor": ...}` to continue, or `{"limit", "start_time", ...}`."""
-
 T = TypeVar("T")
 
 RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -58,165 +59,6 @@ RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 """What is worth another try: the SDK's own list (throttling, 5xx, resets, timeouts, broken
 bodies); `decode_page` turns a truncated or non-JSON body into a `RetriableAPIError`."""
-
-MAX_STALLED_PAGES = 3
-"""Empty pages with `has_more: true` and an unchanged cursor accepted in a row before the tap
-leaves the rest for the next run (the spec allows such pages; endless ones would spin)."""
-
-
-class Page(msgspec.Struct, frozen=True):
-    """One response of a data endpoint."""
-
-    cursor: str
-    has_more: bool
-    items: list[dict[str, Any]]
-
-
-_page_decoder = msgspec.json.Decoder(Page)
-_object_decoder = msgspec.json.Decoder(dict[str, Any])
-
-
-def decode_page(body: bytes) -> Page:
-    """Parse a data endpoint's body once, into items, cursor and has_more.
-
-    Args:
-        body: The raw response body.
-
-    Returns:
-        The page. Items stay as the API sent them (nested values untouched).
-
-    Raises:
-        RetriableAPIError: The body is not JSON (e.g. cut short): asking again may help.
-        ApiResponseError: The body is JSON but not an events envelope.
-
-    """
-    try:
-        return _page_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        msg = f"the API answered a body that is not an events page ({exc})"
-        raise ApiResponseError(msg) from None
-    except msgspec.DecodeError as exc:
-        msg = f"the API answered an incomplete or non-JSON body ({exc})"
-        raise RetriableAPIError(msg) from None
-
-
-def decode_object(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object body (introspection).
-
-    Args:
-        body: The raw response body.
-
-    Returns:
-        The object.
-
-    Raises:
-        RetriableAPIError: The body is not JSON (e.g. cut short).
-        ApiResponseError: The body is JSON but not an object.
-
-    """
-    try:
-        return _object_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        msg = f"the API answered a body that is not a JSON object ({exc})"
-        raise ApiResponseError(msg) from None
-    except msgspec.DecodeError as exc:
-        msg = f"the API answered an incomplete or non-JSON body ({exc})"
-        raise RetriableAPIError(msg) from None
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Read `Retry-After` as seconds (a number or an HTTP date); None when absent or unreadable.
-
-    Args:
-        response: A 429 response.
-
-    Returns:
-        Seconds to wait, at least 0.
-
-    """
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
-
-
-class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
-    """Follows the body cursor of the data endpoints while `has_more` is true.
-
-    The value is the next request body (`{"cursor": ...}`); it starts as None, meaning "the
-    first body the caller chose". Each response is parsed once, here, and the page is kept for
-    `has_more` and `get_next`.
-    """
-
-    def __init__(self) -> None:
-        """Start before the first request."""
-        super().__init__(None)
-        self._response: requests.Response | None = None
-        self._page: Page | None = None
-        self._stalls = 0
-
-    def page_of(self, response: requests.Response) -> Page:
-        """Parse a response's page, once per response.
-
-        Args:
-            response: A 200 response of a data endpoint.
-
-        Returns:
-            Its page.
-
-        """
-        if response is not self._response or self._page is None:
-            self._page = decode_page(response.content)
-            self._response = response
-        return self._page
-
-    def advance_past(self, page: Page) -> None:
-        """Advance past the page last returned by `page_of`.
-
-        Args:
-            page: That page.
-
-        """
-        if page is not self._page or self._response is None:
-            msg = "advance_past() needs the page last parsed by this paginator"
-            raise RuntimeError(msg)
-        self.advance(self._response)
-
-    @override
-    def advance(self, response: requests.Response) -> None:
-        page = self.page_of(response)
-        # An empty page with has_more and the cursor we sent is legal ("the next request may
-        # still come back empty"): ask again with the same cursor a few times. The SDK's loop
-        # detector would otherwise stop the sync on the repeated cursor.
-        stalled = (
-            page.has_more and not page.items and self.current_value == {"cursor": page.cursor}
-        )
-        self._stalls = self._stalls + 1 if stalled else 0
-        if stalled and self._stalls <= MAX_STALLED_PAGES:
-            return
-        super().advance(response)
-
-    @override
-    def has_more(self, response: requests.Response) -> bool:
-        return self.page_of(response).has_more and self._stalls <= MAX_STALLED_PAGES
-
-    @override
-    def get_next(self, response: requests.Response) -> RequestBody | None:
-        return {"cursor": self.page_of(response).cursor}
-
-    @override
-    def continue_if_empty(self, response: requests.Response) -> bool:
-        return self.has_more(response)
 
 
 class OnePasswordStream(RESTStream[RequestBody | None]):

@@ -9,7 +9,8 @@ from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_onepassword import schemas
-from tap_onepassword.client import EventStream, OnePasswordStream, decode_object
+from tap_onepassword.client import EventStream, OnePasswordStream
+from tap_onepassword.pages import decode_object
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

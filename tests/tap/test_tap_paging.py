@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from tap_onepassword.client import MAX_STALLED_PAGES, EventsCursorPaginator, retry_after_seconds
+from tap_onepassword.pages import MAX_STALLED_PAGES, EventsCursorPaginator, retry_after_seconds
 from tap_onepassword.progress import Progress
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from tap_harness import make_token, partition, run_tap
 
-from tap_onepassword.client import Page, decode_page
+from tap_onepassword.pages import Page, decode_page
 from tap_onepassword.streams import SignInAttemptsStream
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
