@@ -1,12 +1,16 @@
 # Two commands do all the set-up on a fresh machine with python3 and make:
 #   make demo   virtualenv + install + emulator + real Meltano pipeline into target-jsonl
 #   make test   virtualenv + install + the whole test suite (starts its own servers)
+# Every step is skipped when its inputs have not changed, so both can be run again at will.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PLUGINS_STAMP := .meltano/.plugins-installed
+# Plugins and tests find `meltano`, `tap-onepassword` and the emulator in the virtualenv.
+RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: venv test demo bench soak lint clean
+.PHONY: venv plugins postgres test demo settings bench soak lint clean
 
 venv: $(STAMP)
 
@@ -19,12 +23,44 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo ">> virtualenv ready"
 
-test: venv
+# Meltano's own virtualenvs for tap-onepassword (editable) and the two loaders, from PyPI only
+# (every plugin is declared inline in meltano.yml). --clean rebuilds them whenever meltano.yml
+# or the tap's dependencies change; otherwise nothing is reinstalled.
+plugins: $(PLUGINS_STAMP)
+
+$(PLUGINS_STAMP): $(STAMP) meltano.yml
+	@echo ">> installing the Meltano plugins (tap-onepassword, target-jsonl, target-postgres)"
+	@$(RUN) MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install --clean > .meltano-install.log 2>&1 \
+		|| { tail -n 30 .meltano-install.log; echo "!! meltano install failed (full log: .meltano-install.log)"; exit 1; }
+	@rm -f .meltano-install.log
+	@touch $(PLUGINS_STAMP)
+	@echo ">> Meltano plugins ready"
+
+# The end-to-end tests start a throwaway PostgreSQL cluster: they need the server programs.
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo ">> PostgreSQL server programs found"; \
+	else \
+		echo ">> installing the PostgreSQL 15 server (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-15 >/dev/null \
+			&& echo ">> PostgreSQL server installed"; \
+	fi
+
+test: venv plugins postgres
 	@echo ">> running the test suite"
-	@PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	@$(RUN) $(BIN)/python -m pytest
+
+demo: venv plugins
+	@$(RUN) $(BIN)/python scripts/demo.py
+
+# Rewrite the settings table in README.md and the extractor's settings in meltano.yml from
+# the tap's config schema (run after changing a setting; the tests fail while they differ).
+settings: venv
+	@$(RUN) $(BIN)/python scripts/sync_settings.py
 
 lint: venv
-	@$(BIN)/ruff check tap_onepassword tests
+	@$(BIN)/ruff check tap_onepassword tests scripts
 	@$(BIN)/mypy tap_onepassword
 
 clean:
