@@ -59,6 +59,12 @@ demo: venv plugins
 settings: venv
 	@$(RUN) $(BIN)/python scripts/sync_settings.py
 
+# Throughput, by hand (not part of `make test`; several minutes): CPU per record against a raw
+# floor, wall time with 100 ms latency, peak memory over 1,000,000 events. Prints a table and
+# writes benchmarks/results/latest.json. Knobs: make bench BENCH_ARGS="--help".
+bench: venv
+	@$(RUN) $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
 lint: venv
 	@$(BIN)/ruff check tap_onepassword tests scripts
 	@$(BIN)/mypy tap_onepassword
