@@ -6,6 +6,11 @@ shared by every stream and account that uses it. The budget is a pair of sliding
 the times requests were sent: a request may go when fewer than N were sent in the last 60 s
 and fewer than M in the last 3600 s. It is thread-safe so that pages can later be fetched
 ahead on background threads, and its clock and sleep are injectable for tests.
+
+The server counts a request when it arrives, the budget when it is let go; the gap varies
+(a new connection, a busy machine). Windows exactly 60 s long let the server see 601 in its
+minute when the first request of a window was slow to arrive and the 601st was quick, so each
+window is kept a margin longer (one second by default) than the server's.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ if TYPE_CHECKING:
 
 MINUTE = 60.0
 HOUR = 3600.0
+ARRIVAL_MARGIN = 1.0
+"""Seconds added to both windows: more than the spread of send-to-arrival delays."""
 
 
 class RateBudget:
@@ -32,6 +39,7 @@ class RateBudget:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        margin: float = ARRIVAL_MARGIN,
     ) -> None:
         """Create an empty budget.
 
@@ -40,6 +48,7 @@ class RateBudget:
             per_hour: Most requests in any 3600-second window.
             clock: Monotonic seconds (injectable for tests).
             sleep: Blocks the caller for a number of seconds (injectable for tests).
+            margin: Seconds each window is kept longer than the server's (see module doc).
 
         """
         if per_minute < 1 or per_hour < 1:
@@ -49,6 +58,8 @@ class RateBudget:
         self.per_hour = per_hour
         self._clock = clock
         self._sleep = sleep
+        self._minute_span = MINUTE + margin
+        self._hour_span = HOUR + margin
         self._lock = threading.Lock()
         self._minute: deque[float] = deque()
         self._hour: deque[float] = deque()
@@ -58,15 +69,15 @@ class RateBudget:
 
     def _wait_needed(self, now: float) -> float:
         """Seconds until a request may go; 0 when it may go now. Caller holds the lock."""
-        while self._minute and now - self._minute[0] >= MINUTE:
+        while self._minute and now - self._minute[0] >= self._minute_span:
             self._minute.popleft()
-        while self._hour and now - self._hour[0] >= HOUR:
+        while self._hour and now - self._hour[0] >= self._hour_span:
             self._hour.popleft()
         wait = self._paused_until - now
         if len(self._minute) >= self.per_minute:
-            wait = max(wait, self._minute[0] + MINUTE - now)
+            wait = max(wait, self._minute[0] + self._minute_span - now)
         if len(self._hour) >= self.per_hour:
-            wait = max(wait, self._hour[0] + HOUR - now)
+            wait = max(wait, self._hour[0] + self._hour_span - now)
         return max(wait, 0.0)
 
     def acquire(self) -> None:
