@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 	@echo ">> creating virtualenv in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing tap-onepassword with its test tools (pip)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@{ $(BIN)/python -m pip install --disable-pip-version-check --upgrade pip \
+		&& $(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'; } > $(VENV)/pip-install.log 2>&1 \
+		|| { tail -n 30 $(VENV)/pip-install.log; echo "!! pip install failed (full log: $(VENV)/pip-install.log)"; exit 1; }
 	@touch $(STAMP)
 	@echo ">> virtualenv ready"
 
