@@ -214,7 +214,7 @@ def test_postgres_rows_types_and_no_duplicates_after_a_reread(
         introspected = conn.execute(f"SELECT count(*) FROM {SCHEMA}.introspection").fetchone()
         assert introspected == (len(emulator.accounts),)
 
-        types = dict(conn.execute(
+        types: dict[str, str] = dict(conn.execute(
             "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = %s", (SCHEMA,)).fetchall())
         for stream, events in emulator_events(emulator).items():
