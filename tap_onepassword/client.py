@@ -20,6 +20,7 @@ import backoff
 import requests
 from singer_sdk import RESTStream
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
@@ -28,6 +29,7 @@ from tap_onepassword.errors import (
     ApiResponseError,
     CursorRejectedError,
 )
+from tap_onepassword.output import LeanRecordOutput
 from tap_onepassword.pages import (
     EventsCursorPaginator,
     Page,
@@ -61,7 +63,7 @@ RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
 bodies); `decode_page` turns a truncated or non-JSON body into a `RetriableAPIError`."""
 
 
-class OnePasswordStream(RESTStream[RequestBody | None]):
+class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
     """A stream read per configured account, through budgeted and retried requests."""
 
     RETRY_BASE_SECONDS: ClassVar[float] = 1.0
@@ -356,6 +358,13 @@ class EventStream(OnePasswordStream):
     primary_keys = ("account_name", "uuid")
     replication_key = "timestamp"
 
+    # Records are decoded JSON (str, int, float, bool, None, lists, dicts): conforming them
+    # could only drop unknown top-level fields (shape_record does that itself, naming them),
+    # drop unknown nested keys (every nested object allows them), or coerce a value of a
+    # boolean-only property (there is none). tests/perf checks both facts and that the output
+    # equals the SDK's RECURSIVE level, so the per-record walk over the schema is skipped.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
     def __init__(self, tap: TapOnePassword) -> None:
         """Create the stream.
 
@@ -569,6 +578,7 @@ class EventStream(OnePasswordStream):
             newest: Largest normalised timestamp emitted from it.
 
         """
+        self.settle_bookmark()  # the SDK's per-record bookmark first, as without deferral
         state["cursor"] = page.cursor
         state["cursor_endpoint"] = self.path
         previous = state.get("cursor_max_timestamp")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
@@ -17,6 +16,7 @@ from typing_extensions import override
 
 from tap_onepassword.cli import OnePasswordCommand
 from tap_onepassword.errors import ConfigError, TapOnePasswordError
+from tap_onepassword.output import SingerOutput
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.settings import Account, Settings, load_settings, schema_errors
 from tap_onepassword.streams import (
@@ -41,7 +41,8 @@ class TapOnePassword(Tap):
     """Singer tap for the 1Password Events API: sign-in attempts, item usages, audit events and token introspection, for one or several accounts."""  # noqa: E501
 
     name = "tap-onepassword"
-    message_writer_class = MsgSpecWriter
+    # msgspec encoding, buffered until the next STATE (see output.py).
+    message_writer_class = SingerOutput
 
     # No BATCH: the tap writes STATE after each page it emitted, which with batch files would
     # checkpoint records that are not in a BATCH message yet.

@@ -1,0 +1,205 @@
+"""Singer output with the least work per record, byte for byte what the SDK would write.
+
+A profile of a plain SDK run of this tap puts most of its CPU per record in work the tap does
+not need: conforming values that are already JSON types (see `EventStream`), pruning
+properties when every property is selected, a `RecordMessage` object per record, a bookmark
+lookup per record that the tap overwrites after each page anyway, and one `write` plus `flush`
+system call per message.
+
+`SingerOutput`, the tap's message writer, encodes with the SDK's own msgspec encoder into one
+buffer and hands it to stdout whenever a message other than RECORD goes out (the STATE after
+each page, SCHEMA) or the buffer passes 256 KiB. Records therefore never reach a target after
+the STATE that covers them, and a crash loses only records no STATE had committed yet.
+
+`LeanRecordOutput`, mixed into the tap's streams, writes a record straight into that buffer
+when nothing on the SDK's path could change it (every property selected, no stream map or
+flattening, no type conformance) and leaves everything else to the SDK. It also defers the
+SDK's per-record bookmark update to the next moment state is written or finalised: for a
+stream that is sorted and not checked, the SDK simply keeps the latest record's value, so only
+the last record before each write matters.
+
+These overrides touch private SDK members (`Stream._write_record_message`,
+`Stream._increment_stream_state`, `Stream._write_state_message`, `Stream._finalize_state`,
+`Stream._stream_version`); the SDK is pinned (`singer-sdk~=0.54.9`) and
+`tests/perf/test_sdk_private_members.py` fails loudly if any of them moves or changes meaning.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from singer_sdk import Stream
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib import RecordMessage
+from typing_extensions import override
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.singerlib.encoding.simple import Message
+
+FLUSH_BYTES = 256 * 1024
+"""Hand the buffer to stdout once it holds this much, even before the next STATE."""
+
+
+class SingerOutput(MsgSpecWriter):
+    """Writes Singer messages with msgspec, in a few large writes instead of one per message."""
+
+    def __init__(self) -> None:
+        """Start with an empty buffer."""
+        super().__init__()
+        self._buffer = bytearray()
+        self._record: dict[str, Any] = {"type": "RECORD", "stream": "", "record": None}
+
+    @override
+    def write_message(self, message: Message) -> None:
+        encoder.encode_into(message.to_dict(), self._buffer, -1)
+        self._buffer += b"\n"
+        if not isinstance(message, RecordMessage) or len(self._buffer) >= FLUSH_BYTES:
+            self.flush()
+
+    def write_record(
+        self, stream: str, record: Record, version: int | None, time_extracted: datetime
+    ) -> None:
+        """Write one RECORD message, exactly as `RecordMessage.to_dict()` would shape it.
+
+        Args:
+            stream: The stream name.
+            record: The record.
+            version: The stream version, when the stream has one.
+            time_extracted: When the record was extracted (aware).
+
+        """
+        message = self._record
+        message["stream"] = stream
+        message["record"] = record
+        if version is not None:
+            message["version"] = version
+        message["time_extracted"] = time_extracted
+        encoder.encode_into(message, self._buffer, -1)
+        self._buffer += b"\n"
+        if version is not None:
+            del message["version"]
+        del message["time_extracted"]
+        if len(self._buffer) >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand everything buffered to stdout (looked up now, so redirections are honoured)."""
+        if not self._buffer:
+            return
+        out = sys.stdout.buffer
+        view = memoryview(self._buffer)
+        while view:
+            # A raw (unbuffered) stdout may take only part of a large write.
+            written = out.write(view)
+            view = view[written if written is not None else len(view) :]
+        view.release()
+        out.flush()
+        self._buffer.clear()
+
+
+class LeanRecordOutput(Stream):
+    """Stream mix-in: the SDK's record and bookmark bookkeeping without per-record waste.
+
+    Subclasses keep the SDK's behaviour wherever the shortcut's conditions do not hold, and
+    `LEAN_OUTPUT = False` turns the shortcut off entirely (the tests compare both paths).
+    """
+
+    LEAN_OUTPUT: ClassVar[bool] = True
+    """Write records through `SingerOutput.write_record` when nothing would change them."""
+
+    _unsettled_bookmark: tuple[Record, Context | None] | None = None
+
+    @cached_property
+    def _lean_writer(self) -> SingerOutput | None:
+        """The writer, when a record may skip the SDK's per-record steps; else None.
+
+        Decided once per run: selection, stream maps and conformance do not change while
+        streams sync.
+        """
+        writer = self._tap.message_writer
+        if not isinstance(writer, SingerOutput):
+            return None
+        maps = self.stream_maps
+        lean = (
+            self.LEAN_OUTPUT
+            and self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
+            and all(self.mask.values())
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not maps[0].flattening_enabled
+            and maps[0].stream_alias == self.name
+        )
+        return writer if lean else None
+
+    @cached_property
+    def _defers_bookmarks(self) -> bool:
+        """True when the SDK would keep only the latest record's bookmark (sorted, unchecked)."""
+        return (
+            self.LEAN_OUTPUT
+            and self.is_sorted
+            and not self.check_sorted
+            and self.state_partitioning_keys is None
+        )
+
+    @override
+    def _write_record_message(self, record: Record) -> None:
+        writer = self._lean_writer
+        if writer is None:
+            super()._write_record_message(record)
+            return
+        # The SDK's path would prune nothing, conform nothing and map nothing: the same line.
+        writer.write_record(self.name, record, self._stream_version, datetime.now(timezone.utc))
+        self.state_manager.is_flushed = False
+
+    @override
+    def _increment_stream_state(
+        self, latest_record: Record, *, context: Context | None = None
+    ) -> None:
+        key = self.replication_key
+        if self._defers_bookmarks and key is not None and latest_record.get(key) is not None:
+            self._unsettled_bookmark = (latest_record, context)
+            return
+        self.settle_bookmark()
+        super()._increment_stream_state(latest_record, context=context)
+
+    def settle_bookmark(self) -> None:
+        """Apply the deferred bookmark update, as the SDK would have after the last record.
+
+        Call before reading or changing the partition's bookmark outside the SDK.
+        """
+        pending = self._unsettled_bookmark
+        if pending is not None:
+            self._unsettled_bookmark = None
+            super()._increment_stream_state(pending[0], context=pending[1])
+
+    @override
+    def _write_state_message(self) -> None:
+        self.settle_bookmark()
+        super()._write_state_message()
+        # Also after a STATE the SDK left out as unchanged: the stream may be done, and its
+        # records must not wait for another stream's STATE.
+        writer = self._tap.message_writer
+        if isinstance(writer, SingerOutput):
+            writer.flush()
+
+    @override
+    def generate_child_contexts(
+        self, record: Record, context: Context | None
+    ) -> Iterable[Context | None]:
+        # Without child streams the SDK would build and copy a child context per record only
+        # to find nobody to sync with it.
+        if self.child_streams:
+            yield from super().generate_child_contexts(record, context)
+
+    @override
+    def _finalize_state(self, state: dict[str, Any] | None = None) -> None:
+        self.settle_bookmark()
+        super()._finalize_state(state)

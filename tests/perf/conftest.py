@@ -1,0 +1,19 @@
+"""Fixtures for the throughput tests."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tap_onepassword.emulator import Emulator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """The three default accounts with 700 events per stream (7 pages of 100 each)."""
+    with Emulator(seed=11, events=700) as emu:
+        yield emu
