@@ -16,7 +16,7 @@ from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, Retriabl
 from singer_sdk.plugin_base import SingerCommand
 from typing_extensions import override
 
-from tap_onepassword.errors import TapOnePasswordError
+from tap_onepassword.errors import TapOnePasswordError, redact_secrets
 
 if TYPE_CHECKING:
     import logging
@@ -31,9 +31,77 @@ def fail(message: str) -> NoReturn:
         message: What is wrong and what to do.
 
     """
-    line = " ".join(message.split())
+    line = " ".join(redact_secrets(message).split())
     click.echo(f"{PREFIX} {line}", err=True)
     sys.exit(1)
+
+
+INPUT_FILE_OPTIONS = ("--config", "--state", "--catalog")
+
+
+def check_input_files(argv: list[str]) -> None:
+    """Say which --config, --state or --catalog file is unreadable, before the SDK reads it.
+
+    The SDK reads these files inside its command and fails on the first bad one with a
+    parser's message (or a `dictionary update` error for a JSON list), without naming it.
+
+    Args:
+        argv: The command-line arguments (without the program name).
+
+    """
+    for index, arg in enumerate(argv):
+        option, _, inline = arg.partition("=")
+        if option not in INPUT_FILE_OPTIONS:
+            continue
+        path = inline or (argv[index + 1] if index + 1 < len(argv) else "")
+        if not path or (option == "--config" and path == "ENV"):
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:  # noqa: PTH123 - a plain read
+                content = json.load(handle)
+        except FileNotFoundError:
+            fail(f"{option} file '{path}' does not exist")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"{option} file '{path}' cannot be read ({type(exc).__name__})")
+        except ValueError as exc:
+            fail(f"{option} file '{path}' is not valid JSON ({str(exc).splitlines()[0]})")
+        if not isinstance(content, dict):
+            fail(f"{option} file '{path}' must hold a JSON object, not {type(content).__name__}")
+        if option == "--state":
+            problem = state_shape_problem(content)
+            if problem:
+                fail(
+                    f"--state file '{path}': {problem}. It is not a state this tap wrote; fix it, "
+                    "or start without it (the next run reads from start_date again)"
+                )
+
+
+def state_shape_problem(state: dict[str, Any]) -> str | None:
+    """Say what is wrong with the shape of a state, or None when the SDK can load it.
+
+    A damaged state store (hand edits, a truncated merge) would otherwise crash deep in the
+    SDK with an error that names neither the file nor the place.
+
+    Args:
+        state: The parsed --state file.
+
+    Returns:
+        The first problem, or None.
+
+    """
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, dict):
+        return "bookmarks must be an object"
+    for stream, stream_state in bookmarks.items():
+        if not isinstance(stream_state, dict):
+            return f"bookmarks.{stream} must be an object"
+        partitions = stream_state.get("partitions", [])
+        if not isinstance(partitions, list):
+            return f"bookmarks.{stream}.partitions must be a list"
+        for index, partition in enumerate(partitions):
+            if not isinstance(partition, dict) or not isinstance(partition.get("context"), dict):
+                return f"bookmarks.{stream}.partitions[{index}] needs a context object"
+    return None
 
 
 class OnePasswordCommand(SingerCommand):
@@ -62,6 +130,8 @@ class OnePasswordCommand(SingerCommand):
 
     @override
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        argv = kwargs.get("args", args[0] if args else None)
+        check_input_files(list(sys.argv[1:] if argv is None else argv))
         try:
             return super().main(*args, **kwargs)
         except TapOnePasswordError as exc:

@@ -6,7 +6,33 @@ do, and it never carries a token (messages name accounts, never their credential
 
 from __future__ import annotations
 
+import re
+
 from singer_sdk.exceptions import FatalAPIError
+
+_SECRET_SHAPES = re.compile(
+    # A bearer credential as a header would carry it, whatever its form.
+    r"(?i:bearer)\s+\S+"
+    # A JWT (or the start of one, cut short): base64url JSON begins with "eyJ" ('{"').
+    r"|eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}"
+)
+
+
+def redact_secrets(text: str) -> str:
+    """Cut anything shaped like a token out of text the tap did not write itself.
+
+    Error details quote the server's answer and exception text; a gateway that echoes the
+    request (or a library that quotes a header) would otherwise put the bearer token into a
+    log line or the final error. Events tokens are JWTs, so their shape is enough to find them.
+
+    Args:
+        text: A server's answer, an exception's text, or a message built from them.
+
+    Returns:
+        The text with every token-shaped part replaced by ``[redacted]``.
+
+    """
+    return _SECRET_SHAPES.sub("[redacted]", text)
 
 
 class TapOnePasswordError(Exception):

@@ -125,8 +125,11 @@ def _default(schema: dict[str, Any], name: str) -> Any:  # noqa: ANN401 - any se
 def _date_setting(config: Mapping[str, Any], name: str) -> datetime | None:
     """Read a date setting: RFC 3339, or leniently a date or a time without offset (UTC)."""
     value = config.get(name)
-    if value in (None, ""):
+    if value is None:
         return None
+    if isinstance(value, str) and not value.strip():
+        msg = f"{name} is empty; remove it to use the default, or set an RFC 3339 date-time"
+        raise ConfigError(msg)
     if isinstance(value, str):
         try:
             return parse_timestamp(value.strip())
@@ -151,8 +154,11 @@ def _token(value: object, where: str) -> str:
 
 def _account(name: str, token: str, base_url: object, where: str) -> Account:
     claims = read_claims(token, name)
-    if base_url in (None, ""):
+    if base_url is None:
         url = events_base_url(claims, name)
+    elif isinstance(base_url, str) and not base_url.strip():
+        msg = f"{where} is empty; remove it to use the host named in the token, or set a URL"
+        raise ConfigError(msg)
     elif isinstance(base_url, str):
         url = check_base_url(base_url, where)
     else:
@@ -181,8 +187,9 @@ def _accounts(config: Mapping[str, Any]) -> tuple[Account, ...]:
                 msg = f"accounts[{index}]: the name '{name}' is used twice; names must be unique"
                 raise ConfigError(msg)
             account_token = _token(entry.get("token"), f"accounts[{index}].token")
-            url = entry.get("base_url") or default_url
-            where = f"accounts[{index}].base_url" if entry.get("base_url") else "base_url"
+            own_url = entry.get("base_url")
+            url = default_url if own_url is None else own_url
+            where = "base_url" if own_url is None else f"accounts[{index}].base_url"
             accounts.append(_account(name, account_token, url, where))
         return tuple(accounts)
     if token in (None, ""):
@@ -221,7 +228,10 @@ def load_settings(config: Mapping[str, Any], schema: dict[str, Any]) -> Settings
     if start_date and end_date and end_date <= start_date:
         msg = "end_date must be later than start_date"
         raise ConfigError(msg)
-    ca_bundle = config.get("ca_bundle") or None
+    ca_bundle = config.get("ca_bundle")
+    if isinstance(ca_bundle, str) and not ca_bundle.strip():
+        msg = "ca_bundle is empty; remove it to use the system's CA certificates, or set a path"
+        raise ConfigError(msg)
     if ca_bundle is not None:
         try:
             with open(ca_bundle, "rb"):  # noqa: PTH123 - a readable file is all that matters

@@ -128,10 +128,13 @@ def events_base_url(claims: TokenClaims, account_name: str) -> str:
     if host in EVENTS_HOSTS:
         return f"https://{host}"
     hosts = ", ".join(f"https://{h}" for h in sorted(EVENTS_HOSTS))
-    named = f"'{host}'" if host else "no host"
+    problem = (
+        f"the token names '{host}' as its Events API host, which is not a 1Password Events host"
+        if host
+        else "the token names no host (its 'aud' claim is missing or empty)"
+    )
     msg = (
-        f"account '{account_name}': the token names {named} as its Events API host, which is "
-        f"not a 1Password Events host; set base_url to the one for the account's region "
+        f"account '{account_name}': {problem}; set base_url to the one for the account's region "
         f"({hosts})."
     )
     raise ConfigError(msg)

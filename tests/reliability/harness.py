@@ -415,6 +415,9 @@ def assert_clean_failure(result: TapResult, *must_mention: str) -> None:
         )
     errors = result.error_lines()
     assert errors, f"no error line on stderr\nstderr:\n{result.stderr[-3000:]}"
+    assert "error: unexpected" not in result.stderr, (
+        "the tap crashed on something it did not expect:\n" + "\n".join(errors)
+    )
     assert len(errors) <= 2, "more than one error report:\n" + "\n".join(errors)
 
 
