@@ -31,9 +31,9 @@ plugins: $(PLUGINS_STAMP)
 
 $(PLUGINS_STAMP): $(STAMP) meltano.yml
 	@echo ">> installing the Meltano plugins (tap-onepassword, target-jsonl, target-postgres)"
-	@$(RUN) MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install --clean > .meltano-install.log 2>&1 \
-		|| { tail -n 30 .meltano-install.log; echo "!! meltano install failed (full log: .meltano-install.log)"; exit 1; }
-	@rm -f .meltano-install.log
+	@$(RUN) MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install --clean > $(VENV)/meltano-install.log 2>&1 \
+		|| { tail -n 30 $(VENV)/meltano-install.log; echo "!! meltano install failed (full log: $(VENV)/meltano-install.log)"; exit 1; }
+	@rm -f $(VENV)/meltano-install.log
 	@touch $(PLUGINS_STAMP)
 	@echo ">> Meltano plugins ready"
 

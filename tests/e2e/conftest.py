@@ -205,16 +205,23 @@ def meltano_installed() -> None:
 
 @pytest.fixture
 def meltano(meltano_installed: None, tmp_path: Path) -> MeltanoProject:
-    """Return the Meltano project with its own state store in this test's temp folder.
+    """Return the Meltano project with its own state store and run folder for this test.
 
-    The plugin virtualenvs under `.meltano/` are shared; the system database, which holds
-    Meltano's state, is not, so tests never see each other's bookmarks.
+    The plugin virtualenvs under `.meltano/` are shared (linked in); the system database, which
+    holds Meltano's state, and the run folder, where Meltano writes each plugin's config and
+    catalog, are this test's own, so neither tests nor a concurrent run in the same checkout
+    see each other's bookmarks or settings.
     """
     del meltano_installed
+    sys_dir = tmp_path / "meltano-sys"
+    sys_dir.mkdir()
+    for kind in ("extractors", "loaders"):
+        (sys_dir / kind).symlink_to(PROJECT_ROOT / ".meltano" / kind, target_is_directory=True)
     env = _clean_environ()
     env.update({
         "MELTANO_ENVIRONMENT": "test",
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+        "MELTANO_DATABASE_URI": f"sqlite:///{sys_dir / 'meltano.db'}",
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
         "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
     })
