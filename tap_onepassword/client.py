@@ -28,6 +28,7 @@ from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
     CursorRejectedError,
+    redact_secrets,
 )
 from tap_onepassword.output import LeanRecordOutput
 from tap_onepassword.pages import (
@@ -218,6 +219,9 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
                 headers=request.headers,
                 timeout=self.settings.request_timeout,
                 allow_redirects=False,
+                # Given per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a
+                # session's `verify`, which would silently drop the ca_bundle setting.
+                verify=self.settings.ca_bundle or True,
             )
         except requests.exceptions.SSLError as exc:
             msg = (
@@ -257,8 +261,9 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
     @override
     def response_error_message(self, response: requests.Response) -> str:
         # Both documented error bodies ({"Error":{"Message"}} and {"status","message"}) and
-        # plain text (404 page not found) are read; long bodies are cut.
-        detail = response.text[:300].strip()
+        # plain text (404 page not found) are read; long bodies are cut. The text is the
+        # server's: anything token-shaped in it (a gateway echoing the request) is cut out.
+        detail = response.text[:2000]
         try:
             body = json.loads(response.content)
         except ValueError:
@@ -266,9 +271,10 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
         if isinstance(body, dict):
             error = body.get("Error")
             if isinstance(error, dict) and isinstance(error.get("Message"), str):
-                detail = error["Message"]
+                detail = error["Message"][:2000]
             elif isinstance(body.get("message"), str):
-                detail = body["message"]
+                detail = body["message"][:2000]
+        detail = redact_secrets(detail)[:300].strip()
         path = urlsplit(response.url).path
         return f"{response.status_code} {response.reason} from {path}: {detail}".rstrip(": ")
 
@@ -345,7 +351,7 @@ def _describe(exc: BaseException | None) -> str:
     if isinstance(exc, requests.exceptions.ConnectionError):
         return f"connection failed: {type(exc).__name__}"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
+    return redact_secrets(text)[:300]
 
 
 class EventStream(OnePasswordStream):
