@@ -60,8 +60,9 @@ def decode_page(body: bytes) -> Page:
     except msgspec.ValidationError as exc:
         msg = f"the API answered a body that is not an events page ({exc})"
         raise ApiResponseError(msg) from None
-    except msgspec.DecodeError as exc:
-        msg = f"the API answered an incomplete or non-JSON body ({exc})"
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec lets invalid UTF-8 inside a string escape as UnicodeDecodeError.
+        msg = f"the API answered an incomplete or non-JSON body ({_first_line(exc)})"
         raise RetriableAPIError(msg) from None
 
 
@@ -84,9 +85,14 @@ def decode_object(body: bytes) -> dict[str, Any]:
     except msgspec.ValidationError as exc:
         msg = f"the API answered a body that is not a JSON object ({exc})"
         raise ApiResponseError(msg) from None
-    except msgspec.DecodeError as exc:
-        msg = f"the API answered an incomplete or non-JSON body ({exc})"
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec lets invalid UTF-8 inside a string escape as UnicodeDecodeError.
+        msg = f"the API answered an incomplete or non-JSON body ({_first_line(exc)})"
         raise RetriableAPIError(msg) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
