@@ -11,7 +11,11 @@ emulator through its Python API. A fault injector thread watches the requests th
 and schedules a random fault (``emu.fail_next``) every few requests. After each run (finished,
 failed or killed) the next one resumes from the last STATE line a target would have received.
 At the end the union of landed events must equal the emulator's, and duplicates must come only
-from where a fault or a kill forced a re-read.
+from where a fault or a kill forced a re-read. "Rejected cursor" is played by rotating the
+emulator's cursor secret (at most once per run), so every stream's next cursor request gets 400.
+No run may print a traceback or any part of a token, and no token may send more than 600
+requests in any minute. (A request cut off by a SIGKILL reaches the emulator with a partial
+body and is logged there as a 400: that is the kill, not the tap.)
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ if __package__ in {None, ""}:  # run as a script: make the package importable
         duplicate_counts,
         run_tap,
         run_tap_and_kill,
+        secret_fragments,
     )
 else:
     from .harness import (
@@ -47,6 +52,7 @@ else:
         duplicate_counts,
         run_tap,
         run_tap_and_kill,
+        secret_fragments,
     )
 
 Key = tuple[str, str, str]
@@ -103,6 +109,7 @@ class SoakReport:
     unexplained_duplicates: dict[str, int] = field(default_factory=dict)
     state_gaps: list[str] = field(default_factory=list)
     tracebacks: int = 0
+    leaks: int = 0
     late_added: int = 0
     requests: int = 0
     max_per_minute: dict[str, int] = field(default_factory=dict)
@@ -124,6 +131,8 @@ class SoakReport:
         out += [f"state gap: {g}" for g in self.state_gaps]
         if self.tracebacks:
             out.append(f"{self.tracebacks} runs printed a traceback")
+        if self.leaks:
+            out.append(f"{self.leaks} runs printed a token (or part of one)")
         out += [
             f"{acct}: {n} requests in one minute (limit 600)"
             for acct, n in self.max_per_minute.items()
@@ -311,6 +320,7 @@ def run_soak(plan: SoakPlan, emulator_factory: Callable[..., Any], workdir: Path
     injector = FaultInjector(emu, plan, paths, rng)
     config = tap_config(emu, plan)
     injector.start()
+    fragments = [f for a in emu.accounts for f in secret_fragments(a.token)]
     state: dict[str, Any] | None = None
     committed: list[Key] = []  # what a target committed: records before each run's last STATE
     received: list[Key] = []  # everything a target read
@@ -331,6 +341,7 @@ def run_soak(plan: SoakPlan, emulator_factory: Callable[..., Any], workdir: Path
                 result, killed = run_tap(workdir, config, state=state, name=f"run{run_no}"), False
             if _has_traceback(result):
                 report.tracebacks += 1
+            report.leaks += _leaks(result, fragments)
             keys = result.output.event_keys()
             if report.kills or report.failed_runs or report.excused_failures:
                 redo = Counter((k[0], k[1]) for k in keys if k in before_keys)
@@ -414,6 +425,11 @@ def _add_late_events(emu: Any, rng: random.Random, count: int) -> int:
     return count
 
 
+def _leaks(result: TapResult, fragments: list[str]) -> int:
+    """1 when the run's stdout or stderr holds any token fragment."""
+    return int(any(f in result.stdout or f in result.stderr for f in fragments))
+
+
 def _has_traceback(result: TapResult) -> bool:
     return "Traceback (most recent call last)" in result.stderr
 
@@ -432,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--events", type=int, default=100_000, help="total events (all streams and accounts)"
     )
-    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--page-size", type=int, default=500)
     parser.add_argument("--kills", type=int, default=25)
     parser.add_argument("--seed", type=int, default=20251103)
     parser.add_argument("--request-timeout", type=int, default=3)
