@@ -418,7 +418,9 @@ class EventStream(OnePasswordStream):
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         return decode_page(response.content).items
 
-    def request_pages(self, context: Context, first_body: RequestBody) -> Iterator[Page]:
+    def request_pages(
+        self, context: Context, first_body: RequestBody
+    ) -> Generator[Page, None, None]:
         """Network side: the pages of one account, from `first_body` while `has_more`.
 
         Touches no state, so it may run ahead on another thread; the caller commits each page
@@ -460,9 +462,11 @@ class EventStream(OnePasswordStream):
             return
         state = self.get_context_state(context)
         progress = Progress(self.logger, self.name, account.name)
-        first_body = self.first_request_body(state, account)
+        pages = self.tap.pages_ahead(self, context)
+        if pages is None:
+            pages = self.request_pages(context, self.first_request_body(state, account))
         try:
-            yield from self.emit(context, state, progress, self.request_pages(context, first_body))
+            yield from self.emit(context, state, progress, pages)
         except CursorRejectedError as rejected:
             first_body = self.fall_back(state, account, rejected)
             try:
@@ -604,6 +608,29 @@ class EventStream(OnePasswordStream):
         """
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+    def planned_first_body(self, context: Context, account: Account) -> RequestBody | None:
+        """Choose the first body of a partition not synced yet, for read-ahead (None: leave it).
+
+        Reads the partition's stored state without creating it (the SDK does that when the
+        partition's turn comes, and STATE messages must not show it earlier). A stored cursor
+        of another endpoint is left to `first_request_body`, which warns about it once.
+
+        Args:
+            context: The partition context.
+            account: Its account.
+
+        Returns:
+            What `first_request_body` will choose, or None.
+
+        """
+        bookmark = self.tap_state.get("bookmarks", {}).get(self.name, {})
+        stored: dict[str, Any] = next(
+            (p for p in bookmark.get("partitions", []) if p.get("context") == context), {}
+        )
+        if stored.get("cursor") and stored.get("cursor_endpoint") != self.path:
+            return None
+        return self.first_request_body(stored, account)
 
     def first_request_body(self, state: dict[str, Any], account: Account) -> RequestBody:
         """Choose the first body of a run: the stored cursor when it belongs here, else a reset.

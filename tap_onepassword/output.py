@@ -13,15 +13,18 @@ the STATE that covers them, and a crash loses only records no STATE had committe
 
 `LeanRecordOutput`, mixed into the tap's streams, writes a record straight into that buffer
 when nothing on the SDK's path could change it (every property selected, no stream map or
-flattening, no type conformance) and leaves everything else to the SDK. It also defers the
-SDK's per-record bookmark update to the next moment state is written or finalised: for a
-stream that is sorted and not checked, the SDK simply keeps the latest record's value, so only
-the last record before each write matters.
+flattening, no type conformance) and leaves everything else to the SDK. The records between two
+STATE messages, that is one page, share one `time_extracted` (the SDK reads the clock per
+record). It also defers the SDK's per-record bookmark update to the next moment state is
+written or finalised: for a stream that is sorted and not checked, the SDK simply keeps the
+latest record's value, so only the last record before each write matters. And without child
+streams, it skips the child-context work the SDK does per record.
 
 These overrides touch private SDK members (`Stream._write_record_message`,
 `Stream._increment_stream_state`, `Stream._write_state_message`, `Stream._finalize_state`,
-`Stream._stream_version`); the SDK is pinned (`singer-sdk~=0.54.9`) and
-`tests/perf/test_sdk_private_members.py` fails loudly if any of them moves or changes meaning.
+`Stream._process_record`, `Stream._stream_version`, `Stream._tap`); the SDK is pinned
+(`singer-sdk~=0.54.9`) and `tests/perf/test_sdk_private_members.py` fails loudly if any of
+them moves or changes meaning.
 """
 
 from __future__ import annotations
@@ -39,8 +42,6 @@ from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from singer_sdk.helpers.types import Context, Record
     from singer_sdk.singerlib.encoding.simple import Message
 
@@ -116,6 +117,7 @@ class LeanRecordOutput(Stream):
     """Write records through `SingerOutput.write_record` when nothing would change them."""
 
     _unsettled_bookmark: tuple[Record, Context | None] | None = None
+    _extracted_at: datetime | None = None
 
     @cached_property
     def _lean_writer(self) -> SingerOutput | None:
@@ -140,14 +142,18 @@ class LeanRecordOutput(Stream):
         return writer if lean else None
 
     @cached_property
-    def _defers_bookmarks(self) -> bool:
-        """True when the SDK would keep only the latest record's bookmark (sorted, unchecked)."""
-        return (
+    def _deferred_bookmark_key(self) -> str | None:
+        """The replication key, when the SDK keeps only the latest record's value for it.
+
+        That is a sorted, unchecked stream without custom state partitioning; else None.
+        """
+        defer = (
             self.LEAN_OUTPUT
             and self.is_sorted
             and not self.check_sorted
             and self.state_partitioning_keys is None
         )
+        return self.replication_key if defer else None
 
     @override
     def _write_record_message(self, record: Record) -> None:
@@ -156,15 +162,19 @@ class LeanRecordOutput(Stream):
             super()._write_record_message(record)
             return
         # The SDK's path would prune nothing, conform nothing and map nothing: the same line.
-        writer.write_record(self.name, record, self._stream_version, datetime.now(timezone.utc))
+        # The records between two STATE messages (a page) share one extraction time.
+        extracted_at = self._extracted_at
+        if extracted_at is None:
+            extracted_at = self._extracted_at = datetime.now(timezone.utc)
+        writer.write_record(self.name, record, self._stream_version, extracted_at)
         self.state_manager.is_flushed = False
 
     @override
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
     ) -> None:
-        key = self.replication_key
-        if self._defers_bookmarks and key is not None and latest_record.get(key) is not None:
+        key = self._deferred_bookmark_key
+        if key is not None and latest_record.get(key) is not None:
             self._unsettled_bookmark = (latest_record, context)
             return
         self.settle_bookmark()
@@ -183,6 +193,7 @@ class LeanRecordOutput(Stream):
     @override
     def _write_state_message(self) -> None:
         self.settle_bookmark()
+        self._extracted_at = None
         super()._write_state_message()
         # Also after a STATE the SDK left out as unchanged: the stream may be done, and its
         # records must not wait for another stream's STATE.
@@ -191,13 +202,20 @@ class LeanRecordOutput(Stream):
             writer.flush()
 
     @override
-    def generate_child_contexts(
-        self, record: Record, context: Context | None
-    ) -> Iterable[Context | None]:
-        # Without child streams the SDK would build and copy a child context per record only
-        # to find nobody to sync with it.
+    def _process_record(
+        self,
+        record: Record,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
         if self.child_streams:
-            yield from super().generate_child_contexts(record, context)
+            super()._process_record(record, child_context, partition_context)
+            return
+        # Without child streams the SDK would build and copy a child context per record only
+        # to find nobody to sync with it; what remains is adding the partition's keys.
+        for key, value in (partition_context or {}).items():
+            if key not in record:
+                record[key] = value
 
     @override
     def _finalize_state(self, state: dict[str, Any] | None = None) -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tap_onepassword.client import OnePasswordStream
 from tap_onepassword.emulator import Emulator
 
 if TYPE_CHECKING:
@@ -17,3 +18,9 @@ def emulator() -> Iterator[Emulator]:
     """The three default accounts with 700 events per stream (7 pages of 100 each)."""
     with Emulator(seed=11, events=700) as emu:
         yield emu
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry after 10 ms instead of 1 s, doubling, so fault tests stay quick."""
+    monkeypatch.setattr(OnePasswordStream, "RETRY_BASE_SECONDS", 0.01)

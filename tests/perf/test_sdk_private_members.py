@@ -49,10 +49,11 @@ def test_the_overridden_private_hooks_keep_their_signatures() -> None:
     ]
     assert _parameters(Stream._write_state_message) == [("self", positional)]
     assert _parameters(Stream._finalize_state) == [("self", positional), ("state", positional)]
-    assert _parameters(Stream.generate_child_contexts) == [
+    assert _parameters(Stream._process_record) == [
         ("self", positional),
         ("record", positional),
-        ("context", positional),
+        ("child_context", positional),
+        ("partition_context", positional),
     ]
 
 
@@ -67,7 +68,15 @@ def test_the_record_loop_still_goes_through_them_for_every_record() -> None:
         "_write_state_message",
         "_finalize_state",
     } <= loop
-    assert "generate_child_contexts" in _calls(Stream._process_record)
+    # Per record, besides child streams, the SDK's _process_record only adds context keys.
+    assert _calls(Stream._process_record) == {
+        "items",
+        "generate_child_contexts",
+        "stream_maps",
+        "get_filter_result",
+        "_sync_children",
+        "copy",
+    }
     assert {"_generate_record_messages", "write_message", "is_flushed"} <= _calls(
         Stream._write_record_message
     )

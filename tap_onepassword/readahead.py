@@ -1,0 +1,238 @@
+"""Read-ahead: fetch the pages of the partitions the SDK emits later, while it emits this one.
+
+The SDK syncs one stream after another and, within a stream, one account after another. Each
+stream and account (a partition) pages in order, because each cursor comes from the previous
+answer, so with 100 ms between a request and its answer one partition reaches about ten pages
+a second, and every other partition waits its turn. When the first event partition starts,
+`ReadAhead` starts paging every partition that follows it in the SDK's order on worker threads,
+through the same network side (`EventStream.request_pages`: the token's request budget,
+retries), and hands each partition's pages to the SDK side in order when its turn comes. The
+requests, the pages, and so the records and state written are those of a sequential run;
+only their timing changes (`tests/perf/test_readahead.py` compares both).
+
+Memory stays flat. The partition being emitted keeps at most `CURRENT_PAGES` pages ready;
+all the others together hold at most `max_events` events, the nearest partitions first. A
+worker reserves room for a full page before asking for it, so a worker that waits for room
+holds no page. An error a worker meets (a rejected cursor, retries running out) waits in its
+partition's queue and is raised where a sequential run would have raised it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from tap_onepassword.pages import Page
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_onepassword.client import EventStream
+    from tap_onepassword.pages import RequestBody
+
+CURRENT_PAGES: Final = 4
+"""Pages the partition being emitted may hold ready (it is drained while it fills)."""
+
+_END: Final = object()
+"""Queued after a partition's last page (or its error)."""
+
+
+@dataclass(eq=False)
+class Partition:
+    """One stream and account: where its pages start and what is buffered of them."""
+
+    stream: EventStream
+    context: Context
+    first_body: RequestBody
+    index: int
+    queue: deque[Any] = field(default_factory=deque)
+    """Pages in order, then perhaps an exception, then `_END`."""
+    buffered: int = 0
+    """Events in the queue's pages."""
+    reserved: int = 0
+    """Room held for the page being fetched."""
+    waiting: bool = False
+    abandoned: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(stream name, account name)."""
+        return self.stream.name, self.context["account_name"]
+
+
+class ReadAhead:
+    """Pages partitions ahead of the SDK on worker threads, in bounded buffers."""
+
+    def __init__(
+        self,
+        partitions: list[tuple[EventStream, Context, RequestBody]],
+        *,
+        page_size: int,
+        max_events: int,
+        workers: int,
+    ) -> None:
+        """Plan the partitions, in the order the SDK will emit them.
+
+        Args:
+            partitions: (stream, partition context, first request body), in sync order.
+            page_size: Most events one page holds (the room reserved before each request).
+            max_events: Most events held for the partitions not being emitted, together.
+            workers: Most partitions paged at once.
+
+        """
+        self._partitions = [
+            Partition(stream, context, body, index)
+            for index, (stream, context, body) in enumerate(partitions)
+        ]
+        self._by_key = {partition.key: partition for partition in self._partitions}
+        self._page_size = page_size
+        self._max_events = max_events
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._current = 0
+        self._next_to_start = 0
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"read-ahead-{n}", daemon=True)
+            for n in range(max(1, min(workers, len(self._partitions))))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    # SDK side (the main thread) -----------------------------------------------------------
+
+    def take(self, stream: EventStream, context: Context) -> Iterator[Page] | None:
+        """Hand over a planned partition's pages, in order; None when it was not planned.
+
+        Taking a partition makes it the current one: earlier partitions are done with.
+
+        Args:
+            stream: The stream.
+            context: The partition context.
+
+        Returns:
+            An iterator of its pages (raising what its worker met), or None.
+
+        """
+        partition = self._by_key.get((stream.name, context["account_name"]))
+        if partition is None or partition.stream is not stream:
+            return None
+        with self._lock:
+            for earlier in self._partitions[self._current : partition.index]:
+                self._abandon(earlier)
+            self._current = partition.index
+            self._changed.notify_all()
+        return self._pages(partition)
+
+    def _pages(self, partition: Partition) -> Iterator[Page]:
+        finished = False
+        try:
+            while True:
+                with self._lock:
+                    while not partition.queue:
+                        self._changed.wait()
+                    item = partition.queue.popleft()
+                    if isinstance(item, Page):
+                        partition.buffered -= self._cost(item)
+                        self._changed.notify_all()
+                if item is _END:
+                    finished = True
+                    return
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                yield item
+        finally:
+            if not finished:
+                with self._lock:
+                    self._abandon(partition)
+
+    def close(self) -> None:
+        """Stop every worker after its request in flight, and drop what is buffered."""
+        with self._lock:
+            self._closed = True
+            for partition in self._partitions:
+                partition.queue.clear()
+                partition.buffered = 0
+            self._changed.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=0.1)
+
+    # Workers ----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed or self._next_to_start >= len(self._partitions):
+                    return
+                partition = self._partitions[self._next_to_start]
+                self._next_to_start += 1
+            self._page_through(partition)
+
+    def _page_through(self, partition: Partition) -> None:
+        pages = partition.stream.request_pages(partition.context, partition.first_body)
+        try:
+            while self._reserve(partition):
+                try:
+                    page = next(pages)
+                except StopIteration:
+                    self._put(partition, _END, reserved=True)
+                    return
+                self._put(partition, page, reserved=True)
+        except Exception as exc:  # noqa: BLE001 - raised on the SDK side, where it belongs
+            self._put(partition, exc, reserved=True)
+            self._put(partition, _END, reserved=False)
+        finally:
+            pages.close()
+
+    def _cost(self, page: Page) -> int:
+        return max(len(page.items), 1)
+
+    def _may_fetch(self, partition: Partition) -> bool:
+        """Room rule, under the lock: the current partition by its own pages, others by all."""
+        if partition.index == self._current:
+            held = partition.buffered + partition.reserved
+            return held + self._page_size <= CURRENT_PAGES * self._page_size
+        if partition.index < self._current:
+            return False
+        ahead = self._partitions[self._current + 1 :]
+        if any(other.waiting and other.index < partition.index for other in ahead):
+            return False  # the nearer partitions get room first
+        held = sum(other.buffered + other.reserved for other in ahead)
+        return held + self._page_size <= max(self._max_events, self._page_size)
+
+    def _reserve(self, partition: Partition) -> bool:
+        """Wait for room for one more page; False when paging should stop."""
+        with self._lock:
+            partition.waiting = True
+            try:
+                while not (self._closed or partition.abandoned or self._may_fetch(partition)):
+                    self._changed.wait()
+            finally:
+                partition.waiting = False
+            if self._closed or partition.abandoned:
+                return False
+            partition.reserved = self._page_size
+            return True
+
+    def _put(self, partition: Partition, item: object, *, reserved: bool) -> None:
+        with self._lock:
+            if reserved:
+                partition.reserved = 0
+            if not (self._closed or partition.abandoned):
+                if isinstance(item, Page):
+                    partition.buffered += self._cost(item)
+                partition.queue.append(item)
+            self._changed.notify_all()
+
+    def _abandon(self, partition: Partition) -> None:
+        """Under the lock: nobody will read this partition's pages; stop paging it."""
+        partition.abandoned = True
+        partition.queue.clear()
+        partition.buffered = 0
+        self._changed.notify_all()

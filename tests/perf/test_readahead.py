@@ -1,0 +1,186 @@
+"""Read-ahead changes when pages are fetched, never what is written: records, state, requests."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
+
+from tap_onepassword.emulator import AccountSpec, Emulator
+from tap_onepassword.pages import Page
+from tap_onepassword.readahead import CURRENT_PAGES, ReadAhead
+from tap_onepassword.tap import TapOnePassword
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tap_onepassword.emulator import RequestRecord
+
+ACCOUNTS = [
+    AccountSpec("acme"),
+    AccountSpec("globex", msp=True),
+    AccountSpec("hooli"),
+    AccountSpec("initech", features=("signinattempts", "auditevents")),
+]
+
+
+@pytest.fixture
+def slow_emulator() -> Iterator[Emulator]:
+    """Four accounts, 300 events per stream, every answer 20 ms late: workers overlap."""
+    with Emulator(seed=5, events=300, accounts=ACCOUNTS, latency_ms=20) as emu:
+        yield emu
+
+
+def sequential(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_EVENTS", 0)
+
+
+def pages_asked(requests: list[RequestRecord]) -> dict[tuple[str | None, str], list[Any]]:
+    """Request bodies per account and endpoint, in the order each partition sent them."""
+    asked: dict[tuple[str | None, str], list[Any]] = {}
+    for request in requests:
+        if request.method == "POST":
+            asked.setdefault((request.account, request.path), []).append(request.body)
+    return asked
+
+
+def test_read_ahead_writes_what_a_sequential_run_writes(
+    slow_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A buffer of 400 events (8 pages of 50) for 11 partitions of 6 pages: workers must wait
+    # for room, nearest partitions first, while the SDK emits.
+    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_EVENTS", 400)
+    config = config_for(slow_emulator, page_size=50, start_date=fixed_start(slow_emulator))
+    ahead = run_tap(config)
+    ahead_requests = slow_emulator.requests
+    slow_emulator.clear_requests()
+    with monkeypatch.context() as patch:
+        sequential(patch)
+        one_by_one = run_tap(config)
+    assert comparable(ahead) == comparable(one_by_one)
+    assert sum(m["type"] == "RECORD" for m in ahead) == (3 * 3 + 2) * 300 + 4
+    assert pages_asked(ahead_requests) == pages_asked(slow_emulator.requests)
+    # It did read ahead: audit events (synced first) were still being asked for after the
+    # other streams' first requests had gone out.
+    order = [(r.path, r.account) for r in ahead_requests if r.method == "POST"]
+    last_audit = max(i for i, (path, _) in enumerate(order) if path.endswith("auditevents"))
+    first_signin = min(i for i, (path, _) in enumerate(order) if path.endswith("signinattempts"))
+    assert first_signin < last_audit
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_an_incremental_run_with_faults_is_the_same_with_and_without_read_ahead(
+    slow_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # acme and initech only: item usages (acme's alone) meet a refused cursor, and the fallback
+    # to a timestamp; audit events (both) meet a 503 somewhere, retried by whoever asked.
+    config = config_for(slow_emulator, page_size=50, start_date=fixed_start(slow_emulator))
+    config["accounts"] = [a for a in config["accounts"] if a["name"] in {"acme", "initech"}]
+    state = final_state(run_tap(config))
+    slow_emulator.add_events("acme", "itemusages", 120)
+    slow_emulator.add_events("initech", "signinattempts", 70, late=True)
+    slow_emulator.add_events("acme", "auditevents", 60)
+
+    def faulty_run() -> list[dict[str, Any]]:
+        slow_emulator.fail_next("/api/v2/itemusages", "reject_cursor")
+        slow_emulator.fail_next("/api/v2/auditevents", "503")
+        return run_tap(config, state=copy.deepcopy(state))  # the tap changes what it loads
+
+    ahead = faulty_run()
+    with monkeypatch.context() as patch:
+        sequential(patch)
+        one_by_one = faulty_run()
+    assert comparable(ahead) == comparable(one_by_one)
+    items = [m for m in ahead if m["type"] == "RECORD" and m["stream"] == "item_usages"]
+    assert len(items) > 120  # the fallback re-read the lookback window too
+    assert not slow_emulator.faults.pending()
+
+
+class FakeStream:
+    """Pages of `size` events each, counting what it produced; may fail at one page."""
+
+    def __init__(self, name: str, pages: int, size: int, fail_at: int | None = None) -> None:
+        self.name = name
+        self.pages = pages
+        self.size = size
+        self.fail_at = fail_at
+        self.produced: Counter[str] = Counter()
+
+    def request_pages(self, context: dict[str, str], first_body: dict[str, Any]) -> Iterator[Page]:
+        account = context["account_name"]
+        for number in range(self.pages):
+            if number == self.fail_at:
+                msg = f"{self.name}/{account}: page {number} refused"
+                raise RuntimeError(msg)
+            self.produced[account] += 1
+            items = [{"n": number, "i": i, "body": first_body["start"]} for i in range(self.size)]
+            yield Page(cursor=f"{account}-{number}", has_more=number < self.pages - 1, items=items)
+
+
+def settle(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def plan(stream: FakeStream, accounts: list[str]) -> list[tuple[Any, dict[str, str], dict]]:
+    return [(stream, {"account_name": a}, {"start": a}) for a in accounts]
+
+
+def test_buffers_stay_within_their_bounds_and_pages_come_in_order() -> None:
+    stream = FakeStream("s", pages=30, size=10)
+    accounts = ["a", "b", "c", "d"]
+    ahead = ReadAhead(plan(stream, accounts), page_size=10, max_events=50, workers=4)
+    try:
+        # Nobody consumes yet: the first partition fills its own few pages, the others share
+        # 50 events (5 pages), the nearest first.
+        settle(lambda: sum(stream.produced.values()) >= CURRENT_PAGES + 5)
+        time.sleep(0.2)
+        assert stream.produced["a"] == CURRENT_PAGES
+        assert stream.produced["b"] == 5
+        assert stream.produced["c"] == stream.produced["d"] == 0
+        for account in accounts:
+            pages = ahead.take(stream, {"account_name": account})  # type: ignore[arg-type]
+            assert pages is not None
+            got = [(page.cursor, page.items[0]["body"]) for page in pages]
+            assert got == [(f"{account}-{n}", account) for n in range(30)]
+    finally:
+        ahead.close()
+    assert all(not thread.is_alive() for thread in ahead._threads)
+
+
+def test_an_error_arrives_where_a_sequential_run_meets_it() -> None:
+    stream = FakeStream("s", pages=5, size=3, fail_at=3)
+    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=3, max_events=100, workers=2)
+    try:
+        pages = ahead.take(stream, {"account_name": "a"})  # type: ignore[arg-type]
+        assert pages is not None
+        assert next(pages).cursor == "a-0"
+        assert next(pages).cursor == "a-1"
+        assert next(pages).cursor == "a-2"
+        with pytest.raises(RuntimeError, match="s/a: page 3 refused"):
+            next(pages)
+        # The next partition is unaffected up to its own failure.
+        later = ahead.take(stream, {"account_name": "b"})  # type: ignore[arg-type]
+        assert later is not None
+        assert [p.cursor for p in [next(later), next(later), next(later)]] == ["b-0", "b-1", "b-2"]
+        assert ahead.take(FakeStream("other", 1, 1), {"account_name": "a"}) is None  # type: ignore[arg-type]
+    finally:
+        ahead.close()
+
+
+def test_closing_stops_workers_that_wait_for_room() -> None:
+    stream = FakeStream("s", pages=1000, size=10)
+    ahead = ReadAhead(plan(stream, ["a", "b", "c"]), page_size=10, max_events=20, workers=3)
+    settle(lambda: stream.produced["a"] == CURRENT_PAGES and stream.produced["b"] == 2)
+    ahead.close()
+    for thread in ahead._threads:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in ahead._threads)
+    produced = sum(stream.produced.values())
+    time.sleep(0.1)
+    assert sum(stream.produced.values()) == produced
