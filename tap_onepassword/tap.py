@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -358,8 +359,12 @@ class TapOnePassword(Tap):
         """
         with self._access_lock:
             if self._access is None:
-                introspection = self.introspection_stream
-                self._access = {a.name: introspection.introspect(a) for a in self.settings.accounts}
+                # One round trip for all accounts, not one after another (an MSP has dozens);
+                # the first failing account in config order is the one reported, as before.
+                accounts = self.settings.accounts
+                with ThreadPoolExecutor(max_workers=min(len(accounts), 16)) as pool:
+                    answers = list(pool.map(self.introspection_stream.introspect, accounts))
+                self._access = {a.name: answer for a, answer in zip(accounts, answers, strict=True)}
             return self._access[account.name]
 
     @property
