@@ -88,6 +88,7 @@ class ProcessRun:
     records: dict[str, int] = field(default_factory=dict)
     messages: dict[str, int] = field(default_factory=dict)
     last_state: dict[str, Any] | None = None
+    last_output: float = 0.0
     stderr_tail: str = ""
 
     @property
@@ -111,6 +112,7 @@ class _Drain(threading.Thread):
         self.records: Counter[str] = Counter()
         self.messages: Counter[str] = Counter()
         self.last_state = b""
+        self.last_output = 0.0
 
     def _count(self, line: bytes) -> None:
         if not line:
@@ -128,6 +130,7 @@ class _Drain(threading.Thread):
         fd = self.pipe.fileno()
         try:
             while chunk := os.read(fd, 1 << 20):
+                self.last_output = time.time()
                 if copy:
                     copy.write(chunk)
                 lines = (rest + chunk).split(b"\n")
@@ -170,6 +173,7 @@ def run_measured(
         records=dict(drain.records),
         messages=dict(drain.messages),
         last_state=json.loads(drain.last_state) if drain.last_state else None,
+        last_output=drain.last_output,
         stderr_tail=tail,
     )
 
