@@ -8,6 +8,7 @@ fetched on any thread.
 from __future__ import annotations
 
 import email.utils
+import math
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,8 @@ if TYPE_CHECKING:
 RequestBody = dict[str, Any]
 """A JSON request body: `{"cursor": ...}` to continue, or `{"limit", "start_time", ...}`."""
 
-MAX_STALLED_PAGES = 3
-"""Empty pages with `has_more: true` and an unchanged cursor accepted in a row before the tap
-leaves the rest for the next run (the spec allows such pages; endless ones would spin)."""
+MAX_RETRY_AFTER = 3600.0
+"""The longest `Retry-After` honoured: the API's longest rate window (one hour)."""
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -102,23 +102,27 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         response: A 429 response.
 
     Returns:
-        Seconds to wait, at least 0.
+        Seconds to wait, from 0 to `MAX_RETRY_AFTER`.
 
     """
     value = response.headers.get("Retry-After")
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)
+    # A server (or a proxy in front of it) may ask for anything; no wait the API can mean is
+    # longer than its hour window, and an unbounded one would stall the run for good.
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
@@ -134,7 +138,6 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
         super().__init__(None)
         self._response: requests.Response | None = None
         self._page: Page | None = None
-        self._stalls = 0
 
     def page_of(self, response: requests.Response) -> Page:
         """Parse a response's page, once per response.
@@ -147,9 +150,38 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
 
         """
         if response is not self._response or self._page is None:
-            self._page = decode_page(response.content)
+            page = decode_page(response.content)
+            self._check_progress(page)
+            self._page = page
             self._response = response
         return self._page
+
+    def _check_progress(self, page: Page) -> None:
+        """Refuse a page that hands back the cursor it was asked with while `has_more` is true.
+
+        Empty, it is legal ("the next request may still come back empty") but says nothing
+        moved: it is answered like a server error, so the request is sent again after a growing
+        wait and the run ends with one clear line if the API never moves (rather than ending
+        the stream early and quietly). With events, following it would read them forever.
+
+        Args:
+            page: The page just decoded, for the request body `current_value`.
+
+        Raises:
+            RetriableAPIError: An empty page that did not move the cursor.
+            ApiResponseError: Events with the very cursor that was sent.
+
+        """
+        if not page.has_more or self.current_value != {"cursor": page.cursor}:
+            return
+        if page.items:
+            msg = (
+                "the API answered events together with the cursor it was sent and has_more "
+                "true; following it would read the same place forever"
+            )
+            raise ApiResponseError(msg)
+        msg = "the API answered an empty page with has_more true without moving its cursor"
+        raise RetriableAPIError(msg)
 
     def advance_past(self, page: Page) -> None:
         """Advance past the page last returned by `page_of`.
@@ -164,22 +196,8 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
         self.advance(self._response)
 
     @override
-    def advance(self, response: requests.Response) -> None:
-        page = self.page_of(response)
-        # An empty page with has_more and the cursor we sent is legal ("the next request may
-        # still come back empty"): ask again with the same cursor a few times. The SDK's loop
-        # detector would otherwise stop the sync on the repeated cursor.
-        stalled = (
-            page.has_more and not page.items and self.current_value == {"cursor": page.cursor}
-        )
-        self._stalls = self._stalls + 1 if stalled else 0
-        if stalled and self._stalls <= MAX_STALLED_PAGES:
-            return
-        super().advance(response)
-
-    @override
     def has_more(self, response: requests.Response) -> bool:
-        return self.page_of(response).has_more and self._stalls <= MAX_STALLED_PAGES
+        return self.page_of(response).has_more
 
     @override
     def get_next(self, response: requests.Response) -> RequestBody | None:

@@ -20,7 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .harness import ForkServer, TapResult, assert_clean_failure, assert_no_traceback, mint_token
+from .harness import (
+    ForkServer,
+    TapResult,
+    assert_clean_failure,
+    assert_no_traceback,
+    mint_token,
+    run_tap,
+)
 from .scripted_api import Exchange, Reply, ScriptedEventsAPI
 
 FEATURE = "signinattempts"
@@ -108,8 +115,12 @@ def run_script(forks: ForkServer, replies: list[Reply]) -> Verdict:
         return Verdict(result, api)
 
 
-def is_trusted_envelope(reply: Reply) -> bool:
-    """An answer whose cursor a tap may follow: 200, JSON object, typed keys, typed items."""
+def envelope_ok(reply: Reply) -> bool:
+    """An answer whose cursor may be followed: 200, a JSON object, typed keys, object items.
+
+    Following it (read-ahead does, before the items are looked at) is harmless; storing its
+    cursor in state is another matter, see ``page_ok``.
+    """
     if reply.status != 200:
         return False
     try:
@@ -122,25 +133,26 @@ def is_trusted_envelope(reply: Reply) -> bool:
         return False
     if not isinstance(body.get("has_more"), bool) or not isinstance(body.get("items"), list):
         return False
-    return all(
-        isinstance(i, dict)
-        and isinstance(i.get("uuid"), str)
-        and isinstance(i.get("timestamp"), str)
-        for i in body["items"]
+    return all(isinstance(i, dict) for i in body["items"])
+
+
+def page_ok(reply: Reply) -> bool:
+    """An answer whose cursor may go into state once its events were emitted: every item has a
+    string uuid and a string timestamp."""
+    return envelope_ok(reply) and all(
+        isinstance(i.get("uuid"), str) and isinstance(i.get("timestamp"), str)
+        for i in json.loads(reply.body)["items"]
     )
 
 
-def served_cursors(api: ScriptedEventsAPI) -> dict[str, tuple[int, bool]]:
-    """Every cursor string the server handed out: exchange index and whether it was trusted."""
-    out: dict[str, tuple[int, bool]] = {}
+def served_cursors(api: ScriptedEventsAPI) -> dict[str, list[int]]:
+    """Every cursor string the server handed out, with the exchanges that carried it."""
+    out: dict[str, list[int]] = {}
     for index, exchange in enumerate(api.data_exchanges()):
         assert exchange.reply is not None
-        try:
-            body = json.loads(exchange.reply.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            continue
+        body = _json_or_none(exchange.reply.body)
         if isinstance(body, dict) and isinstance(body.get("cursor"), str):
-            out[body["cursor"]] = (index, is_trusted_envelope(exchange.reply))
+            out.setdefault(body["cursor"], []).append(index)
     return out
 
 
@@ -189,21 +201,27 @@ def check_invariants(verdict: Verdict) -> None:
 
 
 def check_no_untrusted_cursor_followed(
-    exchanges: list[Exchange], cursors: dict[str, tuple[int, bool]]
+    exchanges: list[Exchange], cursors: dict[str, list[int]]
 ) -> None:
-    """A cursor from an untrusted answer is never sent back."""
+    """A cursor is only sent back when some well-formed answer carried it."""
     for exchange in exchanges:
         body = exchange.json_body()
         if isinstance(body, dict) and "cursor" in body:
             sent = body["cursor"]
             assert sent in cursors, f"the tap sent a cursor it was never given: {sent!r}"
-            assert cursors[sent][1], f"the tap followed a cursor from a malformed answer: {sent!r}"
+            carriers = [exchanges[i].reply for i in cursors[sent]]
+            assert any(r is not None and envelope_ok(r) for r in carriers), (
+                f"the tap followed a cursor from a malformed answer: {sent!r}"
+            )
 
 
 def check_state_never_ahead_of_records(
-    result: TapResult, exchanges: list[Exchange], cursors: dict[str, tuple[int, bool]]
+    result: TapResult, exchanges: list[Exchange], cursors: dict[str, list[int]]
 ) -> set[str]:
     """No STATE holds a cursor before every event of its page (and earlier pages) was emitted.
+
+    When a cursor was served more than once, the earliest sound page carrying it is the one
+    the STATE may stand for (the weakest reading, so no false alarm).
 
     Returns:
         The uuids emitted.
@@ -215,17 +233,24 @@ def check_state_never_ahead_of_records(
         if message.get("type") != "STATE":
             continue
         for value in (v for v in strings_in(message["value"]) if v in cursors):
-            index, trusted = cursors[value]
-            assert trusted, f"STATE holds a cursor from a malformed answer: {value!r}"
-            for earlier in exchanges[: index + 1]:
-                assert earlier.reply is not None
-                if is_trusted_envelope(earlier.reply):
-                    missing = {i["uuid"] for i in json.loads(earlier.reply.body)["items"]}
-                    assert missing <= emitted, (
-                        f"STATE with cursor {value!r} written before events "
-                        f"{sorted(missing - emitted)[:3]} of that or an earlier page"
-                    )
+            sound = [i for i in cursors[value] if page_ok(_reply(exchanges[i]))]
+            assert sound, f"STATE holds a cursor from a malformed answer: {value!r}"
+            needed = {
+                item["uuid"]
+                for e in exchanges[: sound[0] + 1]
+                if page_ok(_reply(e))
+                for item in json.loads(_reply(e).body)["items"]
+            }
+            assert needed <= emitted, (
+                f"STATE with cursor {value!r} written before events "
+                f"{sorted(needed - emitted)[:3]} of that or an earlier page"
+            )
     return emitted
+
+
+def _reply(exchange: Exchange) -> Reply:
+    assert exchange.reply is not None
+    return exchange.reply
 
 
 def check_records_are_served_and_complete(
@@ -244,7 +269,7 @@ def check_records_are_served_and_complete(
                 if isinstance(i, dict) and isinstance(i.get("uuid"), str)
             }
             served_uuids |= uuids
-            if is_trusted_envelope(e.reply):
+            if page_ok(e.reply):
                 trusted_uuids |= uuids
     for record in result.output.records(STREAM):
         assert isinstance(record.get("uuid"), str), f"a record without a string uuid: {record!r}"
@@ -371,6 +396,49 @@ def test_malformed_answers_end_the_run_with_one_clear_error(
     verdict = run_script(tap_forks, replies * 12)
     check_invariants(verdict)
     assert_clean_failure(verdict.result)
+
+
+def test_a_cursor_that_does_not_move_is_asked_again_then_reported(tap_forks: ForkServer) -> None:
+    """Empty pages with has_more and the cursor that was sent: legal for a while (the tap asks
+    again after a wait), but a run that never gets past them must say so, not end as if done."""
+    recovered = run_script(
+        tap_forks, [page("C1", [item(1)]), *[page("C1", [])] * 3, page("C2", [item(2)])]
+    )
+    check_invariants(recovered)
+    assert recovered.result.returncode == 0, recovered.result.stderr[-3000:]
+    assert len(recovered.result.output.records(STREAM)) == 2
+    stuck = run_script(tap_forks, [page("C1", [item(1)]), *[page("C1", [])] * 40])
+    check_invariants(stuck)
+    assert_clean_failure(stuck.result, "cursor")
+
+
+def test_events_under_the_cursor_that_was_sent_end_the_run(tap_forks: ForkServer) -> None:
+    """Following a cursor that hands back itself with new events would loop forever."""
+    verdict = run_script(tap_forks, [page("C1", [item(1)]), page("C1", [item(2)])] * 6)
+    check_invariants(verdict)
+    assert_clean_failure(verdict.result, "cursor")
+
+
+@pytest.mark.parametrize("header", ["inf", "nan", "1e12", "Wed, 21 Oct 2099 07:28:00 GMT"])
+def test_an_absurd_retry_after_is_capped(tmp_path: Path, header: str) -> None:
+    """A 429 asking to wait forever (or nonsense) must not stall the run for good: at most the
+    API's hour window, then on (the warped clock makes the wait instant; the log keeps it)."""
+    refusal = Reply(429, b'{"Error":{"Message":"slow down"}}', headers={"Retry-After": header})
+    with ScriptedEventsAPI(
+        features=[FEATURE], script={FEATURE: [refusal, page("C1", [item(1)])]}
+    ) as api:
+        config = {
+            "token": mint_token([api.host_port], features=[FEATURE]),
+            "base_url": api.base_url,
+        }
+        log = tmp_path / "sleeps.log"
+        result = run_tap(tmp_path, config, sleep_log=log, timeout=60)
+    assert_no_traceback(result)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.output.records(STREAM)) == 1
+    waits = [float(line.split()[1]) for line in log.read_text().splitlines()]
+    assert waits, "the tap did not wait at all after a 429"
+    assert max(waits) <= 3600
 
 
 # ---- property-based fuzzing -------------------------------------------------------------------

@@ -8,8 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+from singer_sdk.exceptions import RetriableAPIError
 
-from tap_onepassword.pages import MAX_STALLED_PAGES, EventsCursorPaginator, retry_after_seconds
+from tap_onepassword.errors import ApiResponseError
+from tap_onepassword.pages import EventsCursorPaginator, retry_after_seconds
 from tap_onepassword.progress import Progress
 
 
@@ -47,21 +49,34 @@ def test_follows_the_cursor_while_has_more() -> None:
     assert asked == [None, {"cursor": "a"}, {"cursor": "b"}]
 
 
-def test_a_repeated_cursor_on_an_empty_page_is_asked_again_then_left_for_next_run() -> None:
-    stall = {"cursor": "s", "has_more": True, "items": []}
-    asked = walk([{"cursor": "s", "has_more": True, "items": [{}]}] + [stall] * 10)
-    # First the reset, then the cursor once, then again MAX_STALLED_PAGES times; no loop error.
-    assert asked == [None] + [{"cursor": "s"}] * (1 + MAX_STALLED_PAGES)
+def test_a_repeated_cursor_on_an_empty_page_is_asked_again_after_a_wait() -> None:
+    """Legal, but nothing moved: answered like a server error, so `fetch` asks again with the
+    same cursor after a growing wait (and ends the run with one line if it never moves),
+    instead of ending the stream early without a word."""
+    paginator = EventsCursorPaginator()
+    paginator.advance(response({"cursor": "s", "has_more": True, "items": [{}]}))
+    stall = response({"cursor": "s", "has_more": True, "items": []})
+    with pytest.raises(RetriableAPIError, match="without moving its cursor"):
+        paginator.page_of(stall)
+    assert paginator.current_value == {"cursor": "s"}
+    assert not paginator.finished
 
 
 def test_a_stall_that_clears_goes_on() -> None:
-    stall = {"cursor": "s", "has_more": True, "items": []}
-    asked = walk([
-        {"cursor": "s", "has_more": True, "items": [{}]},
-        stall,
-        {"cursor": "t", "has_more": False, "items": [{}]},
-    ])
-    assert asked == [None, {"cursor": "s"}, {"cursor": "s"}]
+    paginator = EventsCursorPaginator()
+    paginator.advance(response({"cursor": "s", "has_more": True, "items": [{}]}))
+    with pytest.raises(RetriableAPIError):
+        paginator.page_of(response({"cursor": "s", "has_more": True, "items": []}))
+    paginator.advance(moved := response({"cursor": "t", "has_more": False, "items": [{}]}))
+    assert paginator.page_of(moved).cursor == "t"
+    assert paginator.finished
+
+
+def test_events_with_the_cursor_that_was_sent_are_refused() -> None:
+    paginator = EventsCursorPaginator()
+    paginator.advance(response({"cursor": "s", "has_more": True, "items": [{}]}))
+    with pytest.raises(ApiResponseError, match="forever"):
+        paginator.page_of(response({"cursor": "s", "has_more": True, "items": [{}]}))
 
 
 def test_each_response_is_parsed_once() -> None:
@@ -72,7 +87,16 @@ def test_each_response_is_parsed_once() -> None:
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("soon", None), (None, None)],
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("-4", 0.0),
+        ("soon", None),
+        (None, None),
+        ("inf", None),
+        ("nan", None),
+        ("1e12", 3600.0),  # capped at the API's hour window
+    ],
 )
 def test_retry_after_in_seconds(header: str | None, seconds: float | None) -> None:
     headers = {"Retry-After": header} if header is not None else {}
@@ -91,8 +115,11 @@ def test_progress_logs_at_most_every_five_seconds(caplog: pytest.LogCaptureFixtu
     now = [0.0]
     wall = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
     progress = Progress(
-        logging.getLogger("progress-test"), "audit_events", "acme",
-        clock=lambda: now[0], now=lambda: wall,
+        logging.getLogger("progress-test"),
+        "audit_events",
+        "acme",
+        clock=lambda: now[0],
+        now=lambda: wall,
     )
     caplog.set_level(logging.INFO, logger="progress-test")
     for second in range(1, 21):  # a page per second for 20 s
