@@ -360,6 +360,9 @@ class EventStream(OnePasswordStream):
     feature: ClassVar[str]
     """The token feature and the endpoint's last path segment, e.g. `signinattempts`."""
 
+    MAX_FALLBACKS: ClassVar[int] = 10
+    """Rejected cursors answered by a fallback in one run, per stream and account."""
+
     http_method = "POST"
     primary_keys = ("account_name", "uuid")
     replication_key = "timestamp"
@@ -465,21 +468,29 @@ class EventStream(OnePasswordStream):
         pages = self.tap.pages_ahead(self, context)
         if pages is None:
             pages = self.request_pages(context, self.first_request_body(state, account))
-        try:
-            yield from self.emit(context, state, progress, pages)
-        except CursorRejectedError as rejected:
-            first_body = self.fall_back(state, account, rejected)
+        # A rejected cursor is answered by reading again from the last emitted event minus the
+        # lookback. Again after a later rejection (cursors can expire more than once in a long
+        # backfill), but only once the tap got past where the previous fallback began: a
+        # fallback that cannot move would otherwise loop.
+        fallbacks = 0
+        fallback_from: object = None
+        while True:
             try:
-                yield from self.emit(
-                    context, state, progress, self.request_pages(context, first_body)
-                )
-            except CursorRejectedError as again:
-                msg = (
-                    f"{self.name}, account '{account.name}': the API rejected a cursor again "
-                    f"after the fallback to a timestamp ({again}); clear this account's state "
-                    "for the stream to start over from start_date"
-                )
-                raise ApiResponseError(msg) from None
+                yield from self.emit(context, state, progress, pages)
+                break
+            except CursorRejectedError as rejected:
+                newest = state.get("cursor_max_timestamp")
+                if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
+                    msg = (
+                        f"{self.name}, account '{account.name}': the API rejected a cursor again "
+                        f"before the fallback to a timestamp got past its last event ({rejected})"
+                        "; the next run starts again from the last emitted event minus "
+                        "lookback_minutes"
+                    )
+                    raise ApiResponseError(msg) from None
+                fallbacks += 1
+                fallback_from = newest
+                pages = self.request_pages(context, self.fall_back(state, account, rejected))
         self.finished.append(progress)
         self.logger.info("%s", progress.summary())
 

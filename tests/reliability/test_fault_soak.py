@@ -9,6 +9,8 @@ truncated bodies, empty pages with ``has_more: true``, rejected cursors).
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from .harness import assert_no_traceback, run_tap
@@ -64,3 +66,43 @@ def test_a_429_without_retry_after_backs_off(
         if before.status == 429:
             assert (after.time - before.time).total_seconds() >= 1
     assert len(result.output.records("item_usages")) == 30
+
+
+def test_cursors_rejected_twice_in_one_run_lose_nothing(
+    emulator_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The API rejects cursors (secret rotated, cursor expired) twice during one long backfill:
+    each time the tap reads again from its last event minus the lookback, and the run ends
+    with every event, not with an error after the second time."""
+    from tap_onepassword.emulator import AccountSpec  # noqa: PLC0415
+
+    emu = emulator_factory(
+        seed=4, events=400, accounts=[AccountSpec("solo", features=("signinattempts",))]
+    )
+    rotations: list[int] = []
+
+    def rotate_twice() -> None:
+        while len(rotations) < 2 and not stop.is_set():
+            cursor_requests = [
+                r for r in emu.requests if isinstance(r.body, dict) and r.body.get("cursor")
+            ]
+            if len(cursor_requests) >= 3 + 5 * len(rotations):
+                emu.rotate_secret()
+                rotations.append(len(emu.requests))
+            time.sleep(0.002)
+
+    stop = threading.Event()
+    rotator = threading.Thread(target=rotate_twice, daemon=True)
+    rotator.start()
+    config = {"token": emu.account("solo").token, "base_url": emu.base_url, "page_size": 20}
+    try:
+        result = run_tap(tmp_path, config)
+    finally:
+        stop.set()
+        rotator.join(timeout=5)
+    assert len(rotations) == 2, "the run ended before both rotations"
+    assert_no_traceback(result)
+    assert result.returncode == 0, result.stderr[-3000:]
+    landed = {r["uuid"] for r in result.output.records("sign_in_attempts")}
+    assert landed == {e["uuid"] for e in emu.events("solo", "signinattempts")}
+    assert sum(1 for r in emu.requests if r.status == 400) >= 2
