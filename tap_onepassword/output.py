@@ -56,7 +56,13 @@ class SingerOutput(MsgSpecWriter):
         """Start with an empty buffer."""
         super().__init__()
         self._buffer = bytearray()
-        self._record: dict[str, Any] = {"type": "RECORD", "stream": "", "record": None}
+        # Reused for every record: RecordMessage.to_dict()'s keys, in its order.
+        self._record: dict[str, Any] = {
+            "type": "RECORD",
+            "stream": "",
+            "record": None,
+            "time_extracted": None,
+        }
 
     @override
     def write_message(self, message: Message) -> None:
@@ -77,18 +83,23 @@ class SingerOutput(MsgSpecWriter):
             time_extracted: When the record was extracted (aware).
 
         """
-        message = self._record
-        message["stream"] = stream
-        message["record"] = record
-        if version is not None:
-            message["version"] = version
-        message["time_extracted"] = time_extracted
-        encoder.encode_into(message, self._buffer, -1)
-        self._buffer += b"\n"
-        if version is not None:
-            del message["version"]
-        del message["time_extracted"]
-        if len(self._buffer) >= FLUSH_BYTES:
+        if version is None:
+            message = self._record
+            message["stream"] = stream
+            message["record"] = record
+            message["time_extracted"] = time_extracted
+        else:
+            message = {
+                "type": "RECORD",
+                "stream": stream,
+                "record": record,
+                "version": version,
+                "time_extracted": time_extracted,
+            }
+        buffer = self._buffer
+        encoder.encode_into(message, buffer, -1)
+        buffer += b"\n"
+        if len(buffer) >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
@@ -162,12 +173,13 @@ class LeanRecordOutput(Stream):
             super()._write_record_message(record)
             return
         # The SDK's path would prune nothing, conform nothing and map nothing: the same line.
-        # The records between two STATE messages (a page) share one extraction time.
+        # The records between two STATE messages (a page) share one extraction time, and the
+        # first of them marks state as not flushed (only a state write sets it back).
         extracted_at = self._extracted_at
         if extracted_at is None:
             extracted_at = self._extracted_at = datetime.now(timezone.utc)
+            self.state_manager.is_flushed = False
         writer.write_record(self.name, record, self._stream_version, extracted_at)
-        self.state_manager.is_flushed = False
 
     @override
     def _increment_stream_state(

@@ -56,6 +56,7 @@ class Partition:
     reserved: int = 0
     """Room held for the page being fetched."""
     waiting: bool = False
+    taken: bool = False
     abandoned: bool = False
 
     @property
@@ -108,7 +109,8 @@ class ReadAhead:
     def take(self, stream: EventStream, context: Context) -> Iterator[Page] | None:
         """Hand over a planned partition's pages, in order; None when it was not planned.
 
-        Taking a partition makes it the current one: earlier partitions are done with.
+        Taking a partition makes it the current one: earlier partitions are done with. A
+        partition is handed over once; asked again, it is read one page at a time.
 
         Args:
             stream: The stream.
@@ -119,9 +121,10 @@ class ReadAhead:
 
         """
         partition = self._by_key.get((stream.name, context["account_name"]))
-        if partition is None or partition.stream is not stream:
+        if partition is None or partition.stream is not stream or partition.taken:
             return None
         with self._lock:
+            partition.taken = True
             for earlier in self._partitions[self._current : partition.index]:
                 self._abandon(earlier)
             self._current = partition.index

@@ -169,6 +169,7 @@ def test_an_error_arrives_where_a_sequential_run_meets_it() -> None:
         assert later is not None
         assert [p.cursor for p in [next(later), next(later), next(later)]] == ["b-0", "b-1", "b-2"]
         assert ahead.take(FakeStream("other", 1, 1), {"account_name": "a"}) is None  # type: ignore[arg-type]
+        assert ahead.take(stream, {"account_name": "a"}) is None  # type: ignore[arg-type] # once
     finally:
         ahead.close()
 
