@@ -33,7 +33,7 @@ from .scripted_api import Exchange, Reply, ScriptedEventsAPI
 FEATURE = "signinattempts"
 STREAM = "sign_in_attempts"
 FUZZ = settings(
-    max_examples=12,
+    max_examples=40,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
