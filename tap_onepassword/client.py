@@ -33,8 +33,11 @@ from tap_onepassword.errors import (
 from tap_onepassword.output import LeanRecordOutput
 from tap_onepassword.pages import (
     EventsCursorPaginator,
+    HeldPage,
     Page,
+    PageT,
     RequestBody,
+    decode_held_page,
     decode_page,
     retry_after_seconds,
 )
@@ -407,8 +410,8 @@ class EventStream(OnePasswordStream):
         return f"/api/{self.settings.api_version}/{self.feature}"
 
     @override
-    def get_new_paginator(self) -> EventsCursorPaginator:
-        return EventsCursorPaginator()
+    def get_new_paginator(self) -> EventsCursorPaginator[Page]:
+        return EventsCursorPaginator(decode_page)
 
     @override
     def prepare_request_payload(
@@ -433,12 +436,34 @@ class EventStream(OnePasswordStream):
             context: The account's partition context.
             first_body: A reset body or `{"cursor": ...}`.
 
-        Yields:
+        Returns:
             Pages, in order.
 
         """
+        return self._follow_cursor(context, first_body, self.get_new_paginator())
+
+    def request_held_pages(
+        self, context: Context, first_body: RequestBody
+    ) -> Generator[HeldPage, None, None]:
+        """Network side: `request_pages` with each page's events left as text (read-ahead).
+
+        Args:
+            context: The account's partition context.
+            first_body: A reset body or `{"cursor": ...}`.
+
+        Returns:
+            Pages, in order; `HeldPage.parsed` gives what `request_pages` would have.
+
+        """
+        return self._follow_cursor(context, first_body, EventsCursorPaginator(decode_held_page))
+
+    def _follow_cursor(
+        self,
+        context: Context,
+        first_body: RequestBody,
+        paginator: EventsCursorPaginator[PageT],
+    ) -> Generator[PageT, None, None]:
         account = self.account_of(context)
-        paginator = self.get_new_paginator()
         while not paginator.finished:
             body = paginator.current_value or first_body
             request = self.get_http_request(page=PageContext(context, body))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import math
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 from singer_sdk.exceptions import RetriableAPIError
@@ -20,6 +20,8 @@ from typing_extensions import override
 from tap_onepassword.errors import ApiResponseError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import requests
 
 RequestBody = dict[str, Any]
@@ -36,8 +38,56 @@ class Page(msgspec.Struct, frozen=True):
     has_more: bool
     items: list[dict[str, Any]]
 
+    @property
+    def empty(self) -> bool:
+        """Whether the page has no events (legal, even with `has_more` true)."""
+        return not self.items
 
+
+class HeldPage(msgspec.Struct, frozen=True):
+    """A page whose events are kept as the JSON text the API sent, to be parsed when emitted.
+
+    Read-ahead holds pages for a while: as text they take about a third of the memory of
+    parsed events, and the garbage collector has nothing in them to walk (parsed, a buffer of
+    pages costs a collection pass over every event each time one runs). The body is checked
+    as thoroughly as `decode_page` checks it, so `parsed` fails only where `decode_page` would
+    have: on events that are JSON but not objects.
+    """
+
+    cursor: str
+    has_more: bool
+    items: msgspec.Raw
+
+    @property
+    def empty(self) -> bool:
+        """Whether the page has no events (legal, even with `has_more` true)."""
+        text = self.items
+        return len(text) < _SHORT_ARRAY and not bytes(text)[1:-1].strip()
+
+    def parsed(self) -> Page:
+        """Parse the events.
+
+        Returns:
+            The page, as `decode_page` would have returned it.
+
+        Raises:
+            ApiResponseError: An event is not a JSON object (`decode_page`'s error).
+
+        """
+        try:
+            items = _items_decoder.decode(self.items)
+        except msgspec.ValidationError as exc:
+            where = str(exc).replace("`$", "`$.items", 1)
+            msg = f"the API answered a body that is not an events page ({where})"
+            raise ApiResponseError(msg) from None
+        return Page(self.cursor, self.has_more, items)
+
+
+PageT = TypeVar("PageT", Page, HeldPage)
+_SHORT_ARRAY = 64
 _page_decoder = msgspec.json.Decoder(Page)
+_held_page_decoder = msgspec.json.Decoder(HeldPage)
+_items_decoder = msgspec.json.Decoder(list[dict[str, Any]])
 _object_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -64,6 +114,34 @@ def decode_page(body: bytes) -> Page:
         # msgspec lets invalid UTF-8 inside a string escape as UnicodeDecodeError.
         msg = f"the API answered an incomplete or non-JSON body ({_first_line(exc)})"
         raise RetriableAPIError(msg) from None
+
+
+def decode_held_page(body: bytes) -> HeldPage:
+    """Parse a data endpoint's envelope, checking the whole body, but keep the events as text.
+
+    Args:
+        body: The raw response body.
+
+    Returns:
+        The page, its events to be parsed by `HeldPage.parsed`.
+
+    Raises:
+        RetriableAPIError: The body is not JSON (e.g. cut short): asking again may help.
+        ApiResponseError: The body is JSON but not an events envelope.
+
+    """
+    try:
+        page = _held_page_decoder.decode(body)
+        if not body.isascii():
+            # Leaving strings unparsed skips their UTF-8 check, which decode_page would make.
+            body.decode()
+    except msgspec.ValidationError as exc:
+        msg = f"the API answered a body that is not an events page ({exc})"
+        raise ApiResponseError(msg) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        msg = f"the API answered an incomplete or non-JSON body ({_first_line(exc)})"
+        raise RetriableAPIError(msg) from None
+    return page
 
 
 def decode_object(body: bytes) -> dict[str, Any]:
@@ -125,7 +203,7 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
+class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None], Generic[PageT]):
     """Follows the body cursor of the data endpoints while `has_more` is true.
 
     The value is the next request body (`{"cursor": ...}`); it starts as None, meaning "the
@@ -133,13 +211,19 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
     `has_more` and `get_next`.
     """
 
-    def __init__(self) -> None:
-        """Start before the first request."""
-        super().__init__(None)
-        self._response: requests.Response | None = None
-        self._page: Page | None = None
+    def __init__(self, decode: Callable[[bytes], PageT] = decode_page) -> None:  # type: ignore[assignment] # the default is for Page
+        """Start before the first request.
 
-    def page_of(self, response: requests.Response) -> Page:
+        Args:
+            decode: Parses a body: `decode_page`, or `decode_held_page` to keep events as text.
+
+        """
+        super().__init__(None)
+        self._decode: Callable[[bytes], PageT] = decode
+        self._response: requests.Response | None = None
+        self._page: PageT | None = None
+
+    def page_of(self, response: requests.Response) -> PageT:
         """Parse a response's page, once per response.
 
         Args:
@@ -150,13 +234,13 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
 
         """
         if response is not self._response or self._page is None:
-            page = decode_page(response.content)
+            page = self._decode(response.content)
             self._check_progress(page)
             self._page = page
             self._response = response
         return self._page
 
-    def _check_progress(self, page: Page) -> None:
+    def _check_progress(self, page: PageT) -> None:
         """Refuse a page that hands back the cursor it was asked with while `has_more` is true.
 
         Empty, it is legal ("the next request may still come back empty") but says nothing
@@ -174,7 +258,7 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
         """
         if not page.has_more or self.current_value != {"cursor": page.cursor}:
             return
-        if page.items:
+        if not page.empty:
             msg = (
                 "the API answered events together with the cursor it was sent and has_more "
                 "true; following it would read the same place forever"
@@ -183,7 +267,7 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None]):
         msg = "the API answered an empty page with has_more true without moving its cursor"
         raise RetriableAPIError(msg)
 
-    def advance_past(self, page: Page) -> None:
+    def advance_past(self, page: PageT) -> None:
         """Advance past the page last returned by `page_of`.
 
         Args:

@@ -5,16 +5,18 @@ stream and account (a partition) pages in order, because each cursor comes from 
 answer, so with 100 ms between a request and its answer one partition reaches about ten pages
 a second, and every other partition waits its turn. When the first event partition starts,
 `ReadAhead` starts paging every partition that follows it in the SDK's order on worker threads,
-through the same network side (`EventStream.request_pages`: the token's request budget,
-retries), and hands each partition's pages to the SDK side in order when its turn comes. The
-requests, the pages, and so the records and state written are those of a sequential run;
-only their timing changes (`tests/perf/test_readahead.py` compares both).
+through the same network side (`EventStream.request_held_pages`: the token's request budget,
+retries, the same checks of each body), and hands each partition's pages to the SDK side in
+order when its turn comes. The requests, the pages, and so the records and state written are
+those of a sequential run; only their timing changes (`tests/perf/test_readahead.py`).
 
-Memory stays flat. The partition being emitted keeps at most `CURRENT_PAGES` pages ready;
-all the others together hold at most `max_events` events, the nearest partitions first. A
-worker reserves room for a full page before asking for it, so a worker that waits for room
-holds no page. An error a worker meets (a rejected cursor, retries running out) waits in its
-partition's queue and is raised where a sequential run would have raised it.
+Memory stays flat. Pages wait with their events as the JSON text the API sent (`HeldPage`:
+about a third of the memory of parsed events, nothing for the garbage collector to walk) and
+are parsed on the SDK side when their turn comes. The partition being emitted keeps at most
+`CURRENT_PAGES` pages ready; all the others together hold at most `max_bytes` of page text,
+the nearest partitions first. A worker reserves room for a page before asking for it, so a
+worker waiting for room holds nothing. An error a worker meets (a rejected cursor, retries
+running out) waits in its partition's queue and is raised where a sequential run raises it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from tap_onepassword.pages import Page
+from tap_onepassword.pages import HeldPage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,10 +34,13 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_onepassword.client import EventStream
-    from tap_onepassword.pages import RequestBody
+    from tap_onepassword.pages import Page, RequestBody
 
 CURRENT_PAGES: Final = 4
 """Pages the partition being emitted may hold ready (it is drained while it fills)."""
+
+BYTES_PER_EVENT: Final = 1024
+"""Room reserved per event of `page_size` before a request (API events are 0.5 to 1 KB)."""
 
 _END: Final = object()
 """Queued after a partition's last page (or its error)."""
@@ -51,10 +56,10 @@ class Partition:
     index: int
     queue: deque[Any] = field(default_factory=deque)
     """Pages in order, then perhaps an exception, then `_END`."""
-    buffered: int = 0
-    """Events in the queue's pages."""
-    reserved: int = 0
-    """Room held for the page being fetched."""
+    pages: int = 0
+    """Pages in the queue, plus one while a request is out."""
+    held: int = 0
+    """Bytes of the queue's pages, plus the room reserved while a request is out."""
     waiting: bool = False
     taken: bool = False
     abandoned: bool = False
@@ -73,15 +78,15 @@ class ReadAhead:
         partitions: list[tuple[EventStream, Context, RequestBody]],
         *,
         page_size: int,
-        max_events: int,
+        max_bytes: int,
         workers: int,
     ) -> None:
-        """Plan the partitions, in the order the SDK will emit them.
+        """Plan the partitions, in the order the SDK will emit them, and start paging.
 
         Args:
             partitions: (stream, partition context, first request body), in sync order.
-            page_size: Most events one page holds (the room reserved before each request).
-            max_events: Most events held for the partitions not being emitted, together.
+            page_size: Most events one page holds.
+            max_bytes: Most page text held for the partitions not being emitted, together.
             workers: Most partitions paged at once.
 
         """
@@ -90,8 +95,8 @@ class ReadAhead:
             for index, (stream, context, body) in enumerate(partitions)
         ]
         self._by_key = {partition.key: partition for partition in self._partitions}
-        self._page_size = page_size
-        self._max_events = max_events
+        self._room = page_size * BYTES_PER_EVENT
+        self._max_bytes = max(max_bytes, self._room)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._current = 0
@@ -139,8 +144,9 @@ class ReadAhead:
                     while not partition.queue:
                         self._changed.wait()
                     item = partition.queue.popleft()
-                    if isinstance(item, Page):
-                        partition.buffered -= self._cost(item)
+                    if isinstance(item, HeldPage):
+                        partition.pages -= 1
+                        partition.held -= len(item.items)
                         self._changed.notify_all()
                 if item is _END:
                     finished = True
@@ -148,7 +154,7 @@ class ReadAhead:
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
-                yield item
+                yield item.parsed()
         finally:
             if not finished:
                 with self._lock:
@@ -160,7 +166,6 @@ class ReadAhead:
             self._closed = True
             for partition in self._partitions:
                 partition.queue.clear()
-                partition.buffered = 0
             self._changed.notify_all()
         for thread in self._threads:
             if thread is not threading.current_thread():
@@ -178,36 +183,31 @@ class ReadAhead:
             self._page_through(partition)
 
     def _page_through(self, partition: Partition) -> None:
-        pages = partition.stream.request_pages(partition.context, partition.first_body)
+        pages = partition.stream.request_held_pages(partition.context, partition.first_body)
         try:
             while self._reserve(partition):
                 try:
                     page = next(pages)
                 except StopIteration:
-                    self._put(partition, _END, reserved=True)
+                    self._put(partition, _END)
                     return
-                self._put(partition, page, reserved=True)
+                self._put(partition, page)
         except Exception as exc:  # noqa: BLE001 - raised on the SDK side, where it belongs
-            self._put(partition, exc, reserved=True)
+            self._put(partition, exc)
             self._put(partition, _END, reserved=False)
         finally:
             pages.close()
 
-    def _cost(self, page: Page) -> int:
-        return max(len(page.items), 1)
-
     def _may_fetch(self, partition: Partition) -> bool:
-        """Room rule, under the lock: the current partition by its own pages, others by all."""
+        """Room rule, under the lock: the current partition by its pages, others by bytes."""
         if partition.index == self._current:
-            held = partition.buffered + partition.reserved
-            return held + self._page_size <= CURRENT_PAGES * self._page_size
+            return partition.pages < CURRENT_PAGES
         if partition.index < self._current:
             return False
         ahead = self._partitions[self._current + 1 :]
         if any(other.waiting and other.index < partition.index for other in ahead):
             return False  # the nearer partitions get room first
-        held = sum(other.buffered + other.reserved for other in ahead)
-        return held + self._page_size <= max(self._max_events, self._page_size)
+        return sum(other.held for other in ahead) + self._room <= self._max_bytes
 
     def _reserve(self, partition: Partition) -> bool:
         """Wait for room for one more page; False when paging should stop."""
@@ -220,22 +220,28 @@ class ReadAhead:
                 partition.waiting = False
             if self._closed or partition.abandoned:
                 return False
-            partition.reserved = self._page_size
+            partition.pages += 1
+            partition.held += self._room
             return True
 
-    def _put(self, partition: Partition, item: object, *, reserved: bool) -> None:
+    def _put(self, partition: Partition, item: object, *, reserved: bool = True) -> None:
         with self._lock:
             if reserved:
-                partition.reserved = 0
+                partition.pages -= 1
+                partition.held -= self._room
             if not (self._closed or partition.abandoned):
-                if isinstance(item, Page):
-                    partition.buffered += self._cost(item)
+                if isinstance(item, HeldPage):
+                    partition.pages += 1
+                    partition.held += len(item.items)
                 partition.queue.append(item)
             self._changed.notify_all()
 
     def _abandon(self, partition: Partition) -> None:
         """Under the lock: nobody will read this partition's pages; stop paging it."""
         partition.abandoned = True
+        for item in partition.queue:
+            if isinstance(item, HeldPage):
+                partition.pages -= 1
+                partition.held -= len(item.items)
         partition.queue.clear()
-        partition.buffered = 0
         self._changed.notify_all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -11,8 +12,8 @@ import pytest
 from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
 from tap_onepassword.emulator import AccountSpec, Emulator
-from tap_onepassword.pages import Page
-from tap_onepassword.readahead import CURRENT_PAGES, ReadAhead
+from tap_onepassword.pages import HeldPage, decode_held_page
+from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
 from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def slow_emulator() -> Iterator[Emulator]:
 
 
 def sequential(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_EVENTS", 0)
+    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 0)
 
 
 def pages_asked(requests: list[RequestRecord]) -> dict[tuple[str | None, str], list[Any]]:
@@ -51,9 +52,9 @@ def pages_asked(requests: list[RequestRecord]) -> dict[tuple[str | None, str], l
 def test_read_ahead_writes_what_a_sequential_run_writes(
     slow_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A buffer of 400 events (8 pages of 50) for 11 partitions of 6 pages: workers must wait
-    # for room, nearest partitions first, while the SDK emits.
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_EVENTS", 400)
+    # A buffer of 300 KB (some 8 pages of 50 events) for 11 partitions of 6 pages: workers
+    # must wait for room, nearest partitions first, while the SDK emits.
+    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 300_000)
     config = config_for(slow_emulator, page_size=50, start_date=fixed_start(slow_emulator))
     ahead = run_tap(config)
     ahead_requests = slow_emulator.requests
@@ -101,7 +102,8 @@ def test_an_incremental_run_with_faults_is_the_same_with_and_without_read_ahead(
 
 
 class FakeStream:
-    """Pages of `size` events each, counting what it produced; may fail at one page."""
+    """Pages of `size` events each (one KiB of text apiece), counting what it produced; may
+    fail at one page."""
 
     def __init__(self, name: str, pages: int, size: int, fail_at: int | None = None) -> None:
         self.name = name
@@ -110,15 +112,19 @@ class FakeStream:
         self.fail_at = fail_at
         self.produced: Counter[str] = Counter()
 
-    def request_pages(self, context: dict[str, str], first_body: dict[str, Any]) -> Iterator[Page]:
+    def request_held_pages(
+        self, context: dict[str, str], first_body: dict[str, Any]
+    ) -> Iterator[HeldPage]:
         account = context["account_name"]
         for number in range(self.pages):
             if number == self.fail_at:
                 msg = f"{self.name}/{account}: page {number} refused"
                 raise RuntimeError(msg)
             self.produced[account] += 1
-            items = [{"n": number, "i": i, "body": first_body["start"]} for i in range(self.size)]
-            yield Page(cursor=f"{account}-{number}", has_more=number < self.pages - 1, items=items)
+            event = {"n": number, "body": first_body["start"], "pad": ""}
+            event["pad"] = "x" * (BYTES_PER_EVENT - len(json.dumps(event)) - 1)
+            body = {"cursor": f"{account}-{number}", "has_more": True, "items": [event] * self.size}
+            yield decode_held_page(json.dumps(body, separators=(",", ":")).encode())
 
 
 def settle(condition: Any, timeout: float = 5.0) -> None:
@@ -134,10 +140,11 @@ def plan(stream: FakeStream, accounts: list[str]) -> list[tuple[Any, dict[str, s
 def test_buffers_stay_within_their_bounds_and_pages_come_in_order() -> None:
     stream = FakeStream("s", pages=30, size=10)
     accounts = ["a", "b", "c", "d"]
-    ahead = ReadAhead(plan(stream, accounts), page_size=10, max_events=50, workers=4)
+    room = 50 * BYTES_PER_EVENT
+    ahead = ReadAhead(plan(stream, accounts), page_size=10, max_bytes=room, workers=4)
     try:
         # Nobody consumes yet: the first partition fills its own few pages, the others share
-        # 50 events (5 pages), the nearest first.
+        # room for 50 events (5 pages), the nearest first.
         settle(lambda: sum(stream.produced.values()) >= CURRENT_PAGES + 5)
         time.sleep(0.2)
         assert stream.produced["a"] == CURRENT_PAGES
@@ -155,7 +162,7 @@ def test_buffers_stay_within_their_bounds_and_pages_come_in_order() -> None:
 
 def test_an_error_arrives_where_a_sequential_run_meets_it() -> None:
     stream = FakeStream("s", pages=5, size=3, fail_at=3)
-    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=3, max_events=100, workers=2)
+    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=3, max_bytes=1 << 20, workers=2)
     try:
         pages = ahead.take(stream, {"account_name": "a"})  # type: ignore[arg-type]
         assert pages is not None
@@ -176,7 +183,8 @@ def test_an_error_arrives_where_a_sequential_run_meets_it() -> None:
 
 def test_closing_stops_workers_that_wait_for_room() -> None:
     stream = FakeStream("s", pages=1000, size=10)
-    ahead = ReadAhead(plan(stream, ["a", "b", "c"]), page_size=10, max_events=20, workers=3)
+    room = 20 * BYTES_PER_EVENT
+    ahead = ReadAhead(plan(stream, ["a", "b", "c"]), page_size=10, max_bytes=room, workers=3)
     settle(lambda: stream.produced["a"] == CURRENT_PAGES and stream.produced["b"] == 2)
     ahead.close()
     for thread in ahead._threads:
