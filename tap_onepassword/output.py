@@ -42,11 +42,14 @@ from singer_sdk.singerlib import RecordMessage
 from typing_extensions import override
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from singer_sdk.helpers.types import Context, Record
     from singer_sdk.singerlib.encoding.simple import Message
 
 FLUSH_BYTES = 256 * 1024
 """Hand the buffer to stdout once it holds this much, even before the next STATE."""
+_NEWLINE = ord("\n")
 
 
 class SingerOutput(MsgSpecWriter):
@@ -56,6 +59,8 @@ class SingerOutput(MsgSpecWriter):
         """Start with an empty buffer."""
         super().__init__()
         self._buffer = bytearray()
+        self._flushing = False
+        self._deferred: Callable[[], None] | None = None
         # Reused for every record: RecordMessage.to_dict()'s keys, in its order.
         self._record: dict[str, Any] = {
             "type": "RECORD",
@@ -64,12 +69,39 @@ class SingerOutput(MsgSpecWriter):
             "time_extracted": None,
         }
 
+    def when_idle(self, action: Callable[[], None]) -> None:
+        """Run `action` now, or as soon as the write in progress is complete.
+
+        A signal handler runs between any two bytecodes of the main thread, so possibly in
+        the middle of a write; the SDK's SIGTERM handler writes a last STATE there. Appended
+        between a record and its newline it would tear both lines; during a flush it would
+        resize the buffer being handed to stdout (BufferError) or re-enter stdout's writer.
+        The tap's handler goes through here, so the STATE follows whole lines. (A buffer that
+        does not end in a newline is a record still being written; checking that costs the
+        per-record path nothing.)
+
+        Args:
+            action: What to do once no write is under way.
+
+        """
+        if self._flushing or (self._buffer and self._buffer[-1] != _NEWLINE):
+            self._deferred = action
+        else:
+            action()
+
+    def _run_deferred(self) -> None:
+        action, self._deferred = self._deferred, None
+        if action is not None:
+            action()
+
     @override
     def write_message(self, message: Message) -> None:
         encoder.encode_into(message.to_dict(), self._buffer, -1)
         self._buffer += b"\n"
         if not isinstance(message, RecordMessage) or len(self._buffer) >= FLUSH_BYTES:
             self.flush()
+        if self._deferred is not None:
+            self._run_deferred()
 
     def write_record(
         self, stream: str, record: Record, version: int | None, time_extracted: datetime
@@ -101,20 +133,28 @@ class SingerOutput(MsgSpecWriter):
         buffer += b"\n"
         if len(buffer) >= FLUSH_BYTES:
             self.flush()
+        if self._deferred is not None:
+            self._run_deferred()
 
     def flush(self) -> None:
         """Hand everything buffered to stdout (looked up now, so redirections are honoured)."""
         if not self._buffer:
             return
-        out = sys.stdout.buffer
-        view = memoryview(self._buffer)
-        while view:
-            # A raw (unbuffered) stdout may take only part of a large write.
-            written = out.write(view)
-            view = view[written if written is not None else len(view) :]
-        view.release()
-        out.flush()
-        self._buffer.clear()
+        self._flushing = True
+        try:
+            out = sys.stdout.buffer
+            view = memoryview(self._buffer)
+            while view:
+                # A raw (unbuffered) stdout may take only part of a large write.
+                written = out.write(view)
+                view = view[written if written is not None else len(view) :]
+            view.release()
+            out.flush()
+            self._buffer.clear()
+        finally:
+            self._flushing = False
+        if self._deferred is not None:
+            self._run_deferred()
 
 
 class LeanRecordOutput(Stream):

@@ -33,6 +33,7 @@ from tap_onepassword.streams import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import PurePath
+    from types import FrameType
 
     from singer_sdk.helpers.types import Context
     from singer_sdk.singerlib import Catalog
@@ -278,6 +279,18 @@ class TapOnePassword(Tap):
             if isinstance(self.message_writer, SingerOutput):
                 self.message_writer.flush()
             gc.unfreeze()
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # SIGTERM/SIGINT: the SDK writes a last STATE and exits, from inside whatever the main
+        # thread was doing, often a write to a slow target. Let that write finish first, so
+        # the target reads whole lines (private SDK hook, pinned: tests/reliability's SIGTERM
+        # test and tests/perf/test_sdk_private_members.py fail if it moves).
+        writer = self.message_writer
+        if isinstance(writer, SingerOutput):
+            writer.when_idle(lambda: super(TapOnePassword, self)._handle_termination(signum, frame))
+        else:
+            super()._handle_termination(signum, frame)
 
     def pages_ahead(self, stream: EventStream, context: Context) -> Iterator[Page] | None:
         """Return the partition's pages as read ahead, or None to read them one at a time.

@@ -123,10 +123,7 @@ def envelope_ok(reply: Reply) -> bool:
     """
     if reply.status != 200:
         return False
-    try:
-        body = json.loads(reply.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return False
+    body = _json_or_none(reply.body)
     if not isinstance(body, dict):
         return False
     if not isinstance(body.get("cursor"), str) or not body["cursor"]:
@@ -157,10 +154,14 @@ def served_cursors(api: ScriptedEventsAPI) -> dict[str, list[int]]:
 
 
 def _json_or_none(raw: bytes) -> Any:
+    """Parse strictly: a lone surrogate escape ("\\ud800") is valid JSON syntax but no text,
+    and a tap may (msgspec does) refuse such a body like any broken one."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        value = json.loads(raw.decode("utf-8"))
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError):
         return None
+    return value
 
 
 def _is_datetime(value: Any) -> bool:
@@ -195,24 +196,23 @@ def check_invariants(verdict: Verdict) -> None:
         assert_clean_failure(result)
     cursors = served_cursors(api)
     exchanges = api.data_exchanges()
-    check_no_untrusted_cursor_followed(exchanges, cursors)
+    check_no_invented_cursor_sent(exchanges, cursors)
     emitted = check_state_never_ahead_of_records(result, exchanges, cursors)
     check_records_are_served_and_complete(result, exchanges, emitted)
 
 
-def check_no_untrusted_cursor_followed(
-    exchanges: list[Exchange], cursors: dict[str, list[int]]
-) -> None:
-    """A cursor is only sent back when some well-formed answer carried it."""
+def check_no_invented_cursor_sent(exchanges: list[Exchange], cursors: dict[str, list[int]]) -> None:
+    """Only cursors the server handed out are sent back.
+
+    Following one from an answer whose items turn out malformed is harmless (read-ahead may
+    do it before the items are looked at): a request reads, only STATE commits, and that is
+    checked separately.
+    """
     for exchange in exchanges:
         body = exchange.json_body()
         if isinstance(body, dict) and "cursor" in body:
             sent = body["cursor"]
             assert sent in cursors, f"the tap sent a cursor it was never given: {sent!r}"
-            carriers = [exchanges[i].reply for i in cursors[sent]]
-            assert any(r is not None and envelope_ok(r) for r in carriers), (
-                f"the tap followed a cursor from a malformed answer: {sent!r}"
-            )
 
 
 def check_state_never_ahead_of_records(
@@ -355,6 +355,7 @@ REJECTED: list[tuple[str, list[Reply]]] = [
         [page("C1", [item(1, timestamp="2025-02-29T10:00:00.5Z")])],
     ),
     ("item-not-an-object", [page("C1", [item(1), "surprise"])]),
+    ("item-lone-surrogate", [page("C1", [item(1), item(2, country="X\ud800Y")])]),
     (
         "envelope-without-cursor",
         [Reply(200, json.dumps({"has_more": True, "items": [item(1)]}).encode())],
