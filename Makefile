@@ -67,9 +67,9 @@ bench: venv
 	@$(RUN) $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 # Reliability soak, by hand (not part of `make test`; about three minutes): a 100,000-event
-# extraction through random emulator faults, then again with 25 SIGKILLs, each resumed from the
-# last STATE; prints what it tried and what it found, exits 1 if an event was lost, a
-# duplicate was unexplained or a run failed. Knobs: make soak SOAK_ARGS="--help".
+# extraction through random emulator faults, then again with 25 SIGKILLs/SIGTERMs, each resumed
+# from the last STATE; prints what it tried and what it found, exits 1 if an event was lost, a
+# duplicate was unexplained, a run failed or a token was printed. Knobs: SOAK_ARGS="--help".
 soak: venv
 	@$(RUN) $(BIN)/python tests/reliability/soak.py $(SOAK_ARGS)
 

@@ -274,12 +274,15 @@ def run_tap_and_kill(  # noqa: PLR0913
     *,
     state: dict[str, Any] | None,
     kill_after_lines: int,
+    sig: signal.Signals = signal.SIGKILL,
     warp: bool = True,
     env: dict[str, str] | None = None,
     timeout: float = 300,
     name: str = "run",
 ) -> tuple[TapResult, bool]:
-    """Run the tap and SIGKILL it once ``kill_after_lines`` stdout lines were read.
+    """Run the tap and signal it (SIGKILL unless ``sig`` says otherwise) once
+    ``kill_after_lines`` stdout lines were read; a SIGTERMed tap may still write its last
+    STATE, which is read to the end like a target would.
 
     Returns the result (with whatever complete lines a target would have received) and whether
     the kill happened (False when the tap finished first).
@@ -306,7 +309,7 @@ def run_tap_and_kill(  # noqa: PLR0913
             chunks.append(line)
             lines += 1
             if lines >= kill_after_lines:
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(sig)
                 killed = True
                 # Whatever was already in the pipe reached the "target" too.
                 chunks.append(proc.stdout.read())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -101,6 +102,7 @@ class SoakReport:
     statuses_seen: Counter[str] = field(default_factory=Counter)
     runs: int = 0
     kills: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
     failed_runs: list[str] = field(default_factory=list)
     excused_failures: list[str] = field(default_factory=list)
     duplicates: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -156,7 +158,9 @@ class SoakReport:
             "answers the emulator gave: "
             + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses_seen.items())),
             (
-                f"tap runs: {self.runs} ({self.kills} SIGKILLed, {len(self.failed_runs)} failed,"
+                f"tap runs: {self.runs} ({self.kills} stopped: "
+                + (", ".join(f"{k} {v}" for k, v in sorted(self.signals.items())) or "none")
+                + f"; {len(self.failed_runs)} failed,"
                 f" {len(self.excused_failures)} failed on purpose), requests: {self.requests},"
                 f" busiest minute per token: {max(self.max_per_minute.values(), default=0)}"
             ),
@@ -334,9 +338,17 @@ def run_soak(plan: SoakPlan, emulator_factory: Callable[..., Any], workdir: Path
             if kills_left:
                 estimate = max(1, len(expected_keys(emu, plan.api_version)) - len(set(received)))
                 kill_at = rng.randint(1, max(2, estimate // kills_left))
+                sig = rng.choice([signal.SIGKILL, signal.SIGKILL, signal.SIGTERM])
                 result, killed = run_tap_and_kill(
-                    workdir, config, state=state, kill_after_lines=kill_at, name=f"run{run_no}"
+                    workdir,
+                    config,
+                    state=state,
+                    kill_after_lines=kill_at,
+                    sig=sig,
+                    name=f"run{run_no}",
                 )
+                if killed:
+                    report.signals[sig.name] += 1
             else:
                 result, killed = run_tap(workdir, config, state=state, name=f"run{run_no}"), False
             if _has_traceback(result):
@@ -443,7 +455,7 @@ def _last_error_line(result: TapResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``make soak``: the 100,000-event run with faults and kills; exit 1 on any problem."""
+    """``make soak``: 100,000 events through faults, SIGKILLs and SIGTERMs; exit 1 on a problem."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--events", type=int, default=100_000, help="total events (all streams and accounts)"
