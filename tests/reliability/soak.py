@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 ),
                 (
-                    "faults and SIGKILLs",
+                    "faults, SIGKILLs and SIGTERMs",
                     SoakPlan(
                         seed=args.seed + 1,
                         events_per_stream=per_stream,
