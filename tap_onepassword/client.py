@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -131,8 +132,13 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
     @property
     @override
     def http_headers(self) -> dict[str, str]:
-        user_agent = f"tap-onepassword/{self.tap.plugin_version}"
-        return {"Accept": "application/json", "User-Agent": user_agent}
+        # A fresh dict per request: get_http_request adds the account's token to it.
+        return {"Accept": "application/json", "User-Agent": self._user_agent}
+
+    @cached_property
+    def _user_agent(self) -> str:
+        # The SDK reads the installed package's metadata for the version on every call.
+        return f"tap-onepassword/{self.tap.plugin_version}"
 
     @override
     def get_http_request(self, *, page: PageContext[RequestBody | None]) -> HTTPRequest:
