@@ -7,6 +7,7 @@ what is wrong and what to do, not a traceback (which could also carry values it 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -104,22 +105,73 @@ def state_shape_problem(state: dict[str, Any]) -> str | None:
     return None
 
 
+ENV_PREFIX = "TAP_ONEPASSWORD_"
+
+
+def check_environment_settings(argv: list[str], schema: dict[str, Any]) -> None:
+    """With `--config ENV`, say which TAP_ONEPASSWORD_* variable cannot be read, by name.
+
+    The SDK converts them by type inside its command: a bad whole number or JSON list ends
+    in `unexpected ValueError: invalid literal for int()` naming neither the variable nor
+    the setting, and a number setting (`request_timeout`) arrives as text and is refused
+    whatever it says. Values are not echoed (the `accounts` list holds tokens).
+
+    Args:
+        argv: The command-line arguments (without the program name).
+        schema: The tap's config JSON schema.
+
+    """
+    if "ENV" not in argv and "--config=ENV" not in argv:
+        return
+    for name, spec in schema.get("properties", {}).items():
+        variable = ENV_PREFIX + name.upper().replace("-", "_")
+        value = os.environ.get(variable)
+        if value is None:
+            continue
+        kinds = spec.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if "integer" in kinds:
+            try:
+                int(value)
+            except ValueError:
+                fail(f"{variable}: {name} must be a whole number")
+        elif "number" in kinds:
+            fail(
+                f"{variable}: the Singer SDK hands number settings from the environment over "
+                f"as text and then refuses them; set {name} in a --config file instead"
+            )
+        elif "array" in kinds or "object" in kinds:
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                fail(f"{variable}: {name} must be JSON ({exc.msg} at character {exc.pos})")
+
+
 class OnePasswordCommand(SingerCommand):
     """The SDK's Singer command, with failures turned into one line."""
 
+    settings_schema: dict[str, Any]
+
     @classmethod
-    def wrapping(cls, command: click.Command, logger: logging.Logger) -> OnePasswordCommand:
+    def wrapping(
+        cls,
+        command: click.Command,
+        logger: logging.Logger,
+        settings_schema: dict[str, Any] | None = None,
+    ) -> OnePasswordCommand:
         """Take over the SDK's command, keeping all its options and callbacks.
 
         Args:
             command: The command the SDK built.
             logger: The tap's logger.
+            settings_schema: The tap's config schema, to check settings given in the
+                environment.
 
         Returns:
             The same command with one-line failures.
 
         """
-        return cls(
+        wrapped = cls(
             name=command.name,
             callback=command.callback,
             params=command.params,
@@ -127,11 +179,15 @@ class OnePasswordCommand(SingerCommand):
             context_settings=command.context_settings,
             logger=logger,
         )
+        wrapped.settings_schema = settings_schema or {}
+        return wrapped
 
     @override
     def main(self, *args: Any, **kwargs: Any) -> Any:
         argv = kwargs.get("args", args[0] if args else None)
-        check_input_files(list(sys.argv[1:] if argv is None else argv))
+        argv = list(sys.argv[1:] if argv is None else argv)
+        check_input_files(argv)
+        check_environment_settings(argv, self.settings_schema)
         try:
             return super().main(*args, **kwargs)
         except TapOnePasswordError as exc:

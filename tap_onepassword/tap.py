@@ -450,7 +450,9 @@ class TapOnePassword(Tap):
     @classmethod
     @override
     def get_singer_command(cls) -> click.Command:
-        return OnePasswordCommand.wrapping(super().get_singer_command(), logger=cls.logger)
+        return OnePasswordCommand.wrapping(
+            super().get_singer_command(), logger=cls.logger, settings_schema=cls.config_jsonschema
+        )
 
 
 if __name__ == "__main__":

@@ -399,3 +399,37 @@ def test_counting_server_sees_loopback_requests(
     assert result.returncode == 0, result.stderr[-3000:]
     assert_no_traceback(result)
     assert scripted_api.data_exchanges(), "the valid run sent no data request"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PAGE_SIZE", "abc"),
+        ("MAX_REQUESTS_PER_HOUR", "1.5"),
+        ("ACCOUNTS", "not json"),
+        ("ACCOUNTS", '[{"name": "acme", "token": "unterminated'),
+        ("REQUEST_TIMEOUT", "30"),
+        ("BASE_URL", "http://events.1password.com"),
+    ],
+)
+def test_bad_settings_from_the_environment_name_the_variable(
+    tap_forks: ForkServer,
+    scripted_api: ScriptedEventsAPI,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+) -> None:
+    """`--config ENV`: the one line names the variable; no request; no value echoed."""
+    token = good_token(scripted_api)
+    env = {
+        **proxy_env(scripted_api),
+        "TAP_ONEPASSWORD_TOKEN": token,
+        "TAP_ONEPASSWORD_BASE_URL": scripted_api.base_url,
+        f"TAP_ONEPASSWORD_{variable}": value,
+    }
+    result = tap_forks.run(tmp_path, None, args=("--config", "ENV"), env=env)
+    name = variable.lower()
+    assert_clean_failure(result, name)
+    assert scripted_api.exchanges == []
+    for fragment in secret_fragments(token):
+        assert fragment not in result.stderr
