@@ -549,8 +549,7 @@ class EventStream(OnePasswordStream):
 
         """
         account_name = context["account_name"]
-        end = self.settings.end_date
-        end_bound = format_timestamp(end) if end else None
+        end_bound = self.end_bound
         for page in pages:
             newest: str | None = None
             emitted = 0
@@ -633,6 +632,7 @@ class EventStream(OnePasswordStream):
         self.settle_bookmark()  # the SDK's per-record bookmark first, as without deferral
         state["cursor"] = page.cursor
         state["cursor_endpoint"] = self.path
+        state["cursor_end_date"] = self.end_bound
         previous = state.get("cursor_max_timestamp")
         if newest is not None and (previous is None or newest > previous):
             state["cursor_max_timestamp"] = newest
@@ -670,9 +670,28 @@ class EventStream(OnePasswordStream):
         stored: dict[str, Any] = next(
             (p for p in bookmark.get("partitions", []) if p.get("context") == context), {}
         )
-        if stored.get("cursor") and stored.get("cursor_endpoint") != self.path:
+        if stored.get("cursor") and not self.cursor_reusable(stored):
             return None
         return self.first_request_body(stored, account)
+
+    def cursor_reusable(self, state: dict[str, Any]) -> bool:
+        """Whether the stored cursor may be sent: same endpoint, and made under the same end_date.
+
+        A cursor keeps the end_time of the reset request it came from: polled again, it never
+        serves events past that bound, so after end_date changes it would quietly serve nothing.
+
+        Args:
+            state: The partition's state.
+
+        Returns:
+            True when `{"cursor": state["cursor"]}` is the right first request.
+
+        """
+        return (
+            bool(state.get("cursor"))
+            and state.get("cursor_endpoint") == self.path
+            and state.get("cursor_end_date") == self.end_bound
+        )
 
     def first_request_body(self, state: dict[str, Any], account: Account) -> RequestBody:
         """Choose the first body of a run: the stored cursor when it belongs here, else a reset.
@@ -686,10 +705,11 @@ class EventStream(OnePasswordStream):
 
         """
         cursor, endpoint = state.get("cursor"), state.get("cursor_endpoint")
-        if cursor and endpoint == self.path:
+        if self.cursor_reusable(state):
             return {"cursor": cursor}
+        bound = state.get("cursor_end_date")
         body = self.reset_body(state)
-        if cursor:
+        if cursor and endpoint != self.path:
             self.logger.warning(
                 "%s, account '%s': the stored cursor belongs to %s, not %s (api_version "
                 "changed?); reading from %s instead (last emitted event minus lookback).",
@@ -699,7 +719,23 @@ class EventStream(OnePasswordStream):
                 self.path,
                 body["start_time"],
             )
+        elif cursor:
+            self.logger.warning(
+                "%s, account '%s': the stored cursor was made with end_date %s, which is now %s; "
+                "reading from %s instead (last emitted event minus lookback).",
+                self.name,
+                account.name,
+                bound or "unset",
+                self.end_bound or "unset",
+                body["start_time"],
+            )
         return body
+
+    @property
+    def end_bound(self) -> str | None:
+        """The `end_date` setting as a normalised timestamp (None when unset)."""
+        end = self.settings.end_date
+        return format_timestamp(end) if end else None
 
     def reset_body(self, state: dict[str, Any]) -> RequestBody:
         """Build a reset request from the last emitted event minus the lookback, or start_date.
@@ -753,6 +789,7 @@ class EventStream(OnePasswordStream):
         )
         state["cursor"] = None
         state["cursor_endpoint"] = None
+        state["cursor_end_date"] = None
         self.write_state_now()
         return body
 

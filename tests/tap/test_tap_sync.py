@@ -271,3 +271,28 @@ def test_start_date_bounds_the_first_run(emulator: Emulator) -> None:
     assert {r["uuid"] for r in got} == {r["uuid"] for r in events if r["timestamp"] >= bound}
     reset = next(r for r in emulator.requests if r.path == "/api/v2/itemusages")
     assert reset.body["start_time"] == start
+
+
+def test_a_backfill_bounded_by_end_date_then_an_open_run_loses_nothing(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A cursor keeps the end_time of its reset request: re-polled it serves nothing past it.
+    # Dropping end_date afterwards must not leave the partition on that dead cursor.
+    events = emulator.events("acme", "auditevents")
+    stamps = sorted(normalise_timestamp(e["timestamp"]) for e in events)
+    end_date = stamps[len(stamps) // 2][:19] + "Z"
+    first = run_tap(tap_config(emulator, ["acme"], end_date=end_date))
+    got_first = first.of("audit_events", "acme")
+    assert got_first
+    assert all(r["timestamp"] < end_date for r in got_first)
+    assert partition(first.final_state, "audit_events", "acme")["cursor_end_date"]
+
+    emulator.add_events("acme", "auditevents", 3)
+    caplog.set_level(logging.WARNING)
+    second = run_tap(tap_config(emulator, ["acme"]), state=first.final_state)
+    landed = {r["uuid"] for r in got_first} | {
+        r["uuid"] for r in second.of("audit_events", "acme")
+    }
+    assert landed == {e["uuid"] for e in emulator.events("acme", "auditevents")}
+    assert any("made with end_date" in r.getMessage() for r in caplog.records)
+    assert partition(second.final_state, "audit_events", "acme")["cursor_end_date"] is None
