@@ -448,20 +448,28 @@ class EventStream(OnePasswordStream):
         """
         return self._follow_cursor(context, first_body, self.get_new_paginator())
 
-    def request_held_pages(
-        self, context: Context, first_body: RequestBody
-    ) -> Generator[HeldPage, None, None]:
-        """Network side: `request_pages` with each page's events left as text (read-ahead).
+    def request_pages_ahead(
+        self, context: Context, first_body: RequestBody, held: Callable[[], bool]
+    ) -> Generator[Page | HeldPage, None, None]:
+        """Network side for read-ahead: `request_pages`, some pages' events left as text.
+
+        A page keeps its events as text when `held()` says, as it arrives, that it will wait.
 
         Args:
             context: The account's partition context.
             first_body: A reset body or `{"cursor": ...}`.
+            held: Whether a page arriving now will wait before it is emitted.
 
         Returns:
-            Pages, in order; `HeldPage.parsed` gives what `request_pages` would have.
+            Pages, in order; `.parsed()` of each is what `request_pages` would have yielded.
 
         """
-        return self._follow_cursor(context, first_body, EventsCursorPaginator(decode_held_page))
+
+        def decode(body: bytes) -> Page | HeldPage:
+            return decode_held_page(body) if held() else decode_page(body)
+
+        paginator: EventsCursorPaginator[Page | HeldPage] = EventsCursorPaginator(decode)
+        return self._follow_cursor(context, first_body, paginator)
 
     def _follow_cursor(
         self,

@@ -43,6 +43,15 @@ class Page(msgspec.Struct, frozen=True):
         """Whether the page has no events (legal, even with `has_more` true)."""
         return not self.items
 
+    def parsed(self) -> Page:
+        """Return the page itself (a `HeldPage` parses its events here).
+
+        Returns:
+            This page.
+
+        """
+        return self
+
 
 class HeldPage(msgspec.Struct, frozen=True):
     """A page whose events are kept as the JSON text the API sent, to be parsed when emitted.
@@ -83,7 +92,7 @@ class HeldPage(msgspec.Struct, frozen=True):
         return Page(self.cursor, self.has_more, items)
 
 
-PageT = TypeVar("PageT", Page, HeldPage)
+PageT = TypeVar("PageT", bound=Page | HeldPage)
 _SHORT_ARRAY = 64
 _page_decoder = msgspec.json.Decoder(Page)
 _held_page_decoder = msgspec.json.Decoder(HeldPage)

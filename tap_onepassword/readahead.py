@@ -5,14 +5,15 @@ stream and account (a partition) pages in order, because each cursor comes from 
 answer, so with 100 ms between a request and its answer one partition reaches about ten pages
 a second, and every other partition waits its turn. When the first event partition starts,
 `ReadAhead` starts paging every partition that follows it in the SDK's order on worker threads,
-through the same network side (`EventStream.request_held_pages`: the token's request budget,
+through the same network side (`EventStream.request_pages_ahead`: the token's request budget,
 retries, the same checks of each body), and hands each partition's pages to the SDK side in
 order when its turn comes. The requests, the pages, and so the records and state written are
 those of a sequential run; only their timing changes (`tests/perf/test_readahead.py`).
 
-Memory stays flat. Pages wait with their events as the JSON text the API sent (`HeldPage`:
-about a third of the memory of parsed events, nothing for the garbage collector to walk) and
-are parsed on the SDK side when their turn comes. The partition being emitted keeps at most
+Memory stays flat. Pages that must wait keep their events as the JSON text the API sent
+(`HeldPage`: about a third of the memory of parsed events, nothing for the garbage collector
+to walk) and are parsed on the SDK side when their turn comes; pages of the partition being
+emitted are parsed as they arrive, as without read-ahead. The partition being emitted keeps at most
 `CURRENT_PAGES` pages ready; all the others together hold at most `max_bytes` of page text,
 the nearest partitions first. A worker reserves room for a page before asking for it, so a
 worker waiting for room holds nothing. An error a worker meets (a rejected cursor, retries
@@ -26,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from tap_onepassword.pages import HeldPage
+from tap_onepassword.pages import HeldPage, Page
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_onepassword.client import EventStream
-    from tap_onepassword.pages import Page, RequestBody
+    from tap_onepassword.pages import RequestBody
 
 CURRENT_PAGES: Final = 4
 """Pages the partition being emitted may hold ready (it is drained while it fills)."""
@@ -144,9 +145,9 @@ class ReadAhead:
                     while not partition.queue:
                         self._changed.wait()
                     item = partition.queue.popleft()
-                    if isinstance(item, HeldPage):
+                    if isinstance(item, (Page, HeldPage)):
                         partition.pages -= 1
-                        partition.held -= len(item.items)
+                        partition.held -= _text_size(item)
                         self._changed.notify_all()
                 if item is _END:
                     finished = True
@@ -183,7 +184,9 @@ class ReadAhead:
             self._page_through(partition)
 
     def _page_through(self, partition: Partition) -> None:
-        pages = partition.stream.request_held_pages(partition.context, partition.first_body)
+        pages = partition.stream.request_pages_ahead(
+            partition.context, partition.first_body, lambda: partition.index != self._current
+        )
         try:
             while self._reserve(partition):
                 try:
@@ -230,9 +233,9 @@ class ReadAhead:
                 partition.pages -= 1
                 partition.held -= self._room
             if not (self._closed or partition.abandoned):
-                if isinstance(item, HeldPage):
+                if isinstance(item, (Page, HeldPage)):
                     partition.pages += 1
-                    partition.held += len(item.items)
+                    partition.held += _text_size(item)
                 partition.queue.append(item)
             self._changed.notify_all()
 
@@ -240,8 +243,16 @@ class ReadAhead:
         """Under the lock: nobody will read this partition's pages; stop paging it."""
         partition.abandoned = True
         for item in partition.queue:
-            if isinstance(item, HeldPage):
+            if isinstance(item, (Page, HeldPage)):
                 partition.pages -= 1
-                partition.held -= len(item.items)
+                partition.held -= _text_size(item)
         partition.queue.clear()
         self._changed.notify_all()
+
+
+def _text_size(page: Page | HeldPage) -> int:
+    """Count the bytes a page holds against the shared room: its text, if held.
+
+    Parsed pages belong to the partition being emitted, bounded by its page count instead.
+    """
+    return len(page.items) if isinstance(page, HeldPage) else 0

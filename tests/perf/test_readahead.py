@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
 from tap_onepassword.emulator import AccountSpec, Emulator
-from tap_onepassword.pages import HeldPage, decode_held_page
+from tap_onepassword.pages import HeldPage, Page, decode_held_page, decode_page
 from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
 from tap_onepassword.tap import TapOnePassword
 
@@ -113,10 +113,11 @@ class FakeStream:
         self.size = size
         self.fail_at = fail_at
         self.produced: Counter[str] = Counter()
+        self.held: defaultdict[str, list[bool]] = defaultdict(list)
 
-    def request_held_pages(
-        self, context: dict[str, str], first_body: dict[str, Any]
-    ) -> Iterator[HeldPage]:
+    def request_pages_ahead(
+        self, context: dict[str, str], first_body: dict[str, Any], held: Any
+    ) -> Iterator[Page | HeldPage]:
         account = context["account_name"]
         for number in range(self.pages):
             if number == self.fail_at:
@@ -126,7 +127,10 @@ class FakeStream:
             event = {"n": number, "body": first_body["start"], "pad": ""}
             event["pad"] = "x" * (BYTES_PER_EVENT - len(json.dumps(event)) - 1)
             body = {"cursor": f"{account}-{number}", "has_more": True, "items": [event] * self.size}
-            yield decode_held_page(json.dumps(body, separators=(",", ":")).encode())
+            text = json.dumps(body, separators=(",", ":")).encode()
+            waits = held()
+            self.held[account].append(waits)
+            yield decode_held_page(text) if waits else decode_page(text)
 
 
 def settle(condition: Any, timeout: float = 5.0) -> None:
@@ -152,11 +156,15 @@ def test_buffers_stay_within_their_bounds_and_pages_come_in_order() -> None:
         assert stream.produced["a"] == CURRENT_PAGES
         assert stream.produced["b"] == 5
         assert stream.produced["c"] == stream.produced["d"] == 0
+        # Pages of the partition being emitted are parsed as they come; the others wait as text.
+        assert stream.held["a"] == [False] * CURRENT_PAGES
+        assert stream.held["b"] == [True] * 5
         for account in accounts:
             pages = ahead.take(stream, {"account_name": account})  # type: ignore[arg-type]
             assert pages is not None
             got = [(page.cursor, page.items[0]["body"]) for page in pages]
             assert got == [(f"{account}-{n}", account) for n in range(30)]
+            assert stream.held[account][-1] is False  # current by the time its end came
     finally:
         ahead.close()
     assert all(not thread.is_alive() for thread in ahead._threads)
