@@ -38,7 +38,7 @@ from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib import RecordMessage, StateMessage
 from typing_extensions import override
 
 if TYPE_CHECKING:
@@ -93,7 +93,13 @@ class SingerOutput(MsgSpecWriter):
 
     @override
     def write_message(self, message: Message) -> None:
-        encoder.encode_into(message.to_dict(), self._buffer, -1)
+        if type(message) is StateMessage and message.value is not None:
+            # What to_dict() returns, without its deep copy (dataclasses.asdict) of the whole
+            # state: a STATE goes out after every page, and the state grows with accounts.
+            content: dict[str, Any] = {"type": message.type, "value": message.value}
+        else:
+            content = message.to_dict()
+        encoder.encode_into(content, self._buffer, -1)
         self._buffer += b"\n"
         if not isinstance(message, RecordMessage) or len(self._buffer) >= FLUSH_BYTES:
             self.flush()

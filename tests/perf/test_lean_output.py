@@ -174,7 +174,18 @@ def _messages() -> list[Any]:
         SchemaMessage("s", {"type": "object"}, ["uuid"], ["timestamp"]),
         RecordMessage(stream="s", record=record, time_extracted=when),
         RecordMessage(stream="s", record=record, version=7, time_extracted=when),
-        StateMessage(value={"bookmarks": {"s": {"cursor": "c"}}}),
+        StateMessage(
+            value={
+                "bookmarks": {
+                    "s": {
+                        "partitions": [
+                            {"context": {"account_name": "a"}, "cursor": None, "n": [1, 2.5]},
+                        ],
+                        "replication_key_signpost": "2025-05-06T07:08:09.123456+00:00",
+                    }
+                }
+            }
+        ),
     ]
 
 

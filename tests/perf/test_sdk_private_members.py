@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from singer_sdk import Stream
 from singer_sdk.contrib import msgspec as sdk_msgspec
+from singer_sdk.singerlib import StateMessage
 
 from tap_onepassword.output import LeanRecordOutput
 from tap_onepassword.tap import TapOnePassword
@@ -129,3 +130,9 @@ def test_the_msgspec_writer_encodes_to_dict_with_the_shared_encoder() -> None:
     assert isinstance(sdk_msgspec.encoder, msgspec.json.Encoder)
     assert "to_dict" in _calls(sdk_msgspec.MsgSpecWriter.serialize_message)
     assert "encoder" in _calls(sdk_msgspec.serialize_jsonl)
+
+
+def test_a_state_message_is_its_type_and_value_nulls_inside_kept() -> None:
+    # SingerOutput writes {"type", "value"} for a STATE without to_dict()'s deep copy.
+    value = {"bookmarks": {"s": {"partitions": [{"context": {"a": 1}, "cursor": None}]}}}
+    assert StateMessage(value=value).to_dict() == {"type": "STATE", "value": value}
