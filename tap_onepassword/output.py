@@ -20,11 +20,14 @@ written or finalised: for a stream that is sorted and not checked, the SDK simpl
 latest record's value, so only the last record before each write matters. And without child
 streams, it skips the child-context work the SDK does per record.
 
+`StateOutput` replaces the SDK's STATE writer (`Tap._state_writer`) with one that keeps its
+copy of the last state by a msgspec round trip instead of `copy.deepcopy`.
+
 These overrides touch private SDK members (`Stream._write_record_message`,
 `Stream._increment_stream_state`, `Stream._write_state_message`, `Stream._finalize_state`,
-`Stream._process_record`, `Stream._stream_version`, `Stream._tap`); the SDK is pinned
-(`singer-sdk~=0.54.9`) and `tests/perf/test_sdk_private_members.py` fails loudly if any of
-them moves or changes meaning.
+`Stream._process_record`, `Stream._stream_version`, `Stream._tap`, `Tap._state_writer`);
+the SDK is pinned (`singer-sdk~=0.54.9`) and `tests/perf/test_sdk_private_members.py` fails
+loudly if any of them moves or changes meaning.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
 from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.singerlib.encoding.base import GenericSingerWriter
     from singer_sdk.singerlib.encoding.simple import Message
 
 FLUSH_BYTES = 256 * 1024
@@ -150,6 +155,40 @@ class SingerOutput(MsgSpecWriter):
             self._flushing = False
         if self._deferred is not None:
             self._run_deferred()
+
+
+class StateOutput:
+    """The SDK's STATE writer (write when the state changed), without its deep copy.
+
+    The SDK keeps a `copy.deepcopy` of each state it writes, to leave out a STATE equal to the
+    last one; with a STATE after every page that copy is the SDK side's largest cost per page.
+    A state is JSON (it goes out as JSON), so a msgspec round trip copies it as faithfully, ten
+    times faster. Anything not JSON in a state would only compare unequal and be written again.
+    """
+
+    def __init__(self, message_writer: GenericSingerWriter[Any, Any]) -> None:
+        """Write through `message_writer`.
+
+        Args:
+            message_writer: The tap's message writer.
+
+        """
+        self._message_writer = message_writer
+        self._last_emitted_state: dict[str, Any] | None = None
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Write a STATE message unless it equals the last one written.
+
+        Args:
+            state: The tap's whole state.
+
+        """
+        if self._last_emitted_state is None or state != self._last_emitted_state:
+            self._message_writer.write_message(StateMessage(value=state))
+            self._last_emitted_state = _state_decoder.decode(encoder.encode(state))
+
+
+_state_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def _record_frame(

@@ -19,7 +19,7 @@ from typing_extensions import override
 from tap_onepassword.cli import OnePasswordCommand
 from tap_onepassword.client import EventStream
 from tap_onepassword.errors import ConfigError, TapOnePasswordError
-from tap_onepassword.output import SingerOutput
+from tap_onepassword.output import SingerOutput, StateOutput
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.readahead import ReadAhead
 from tap_onepassword.settings import Account, Settings, load_settings, schema_errors
@@ -250,6 +250,9 @@ class TapOnePassword(Tap):
             # The SDK's messages can quote values, and values can be tokens: say it by path.
             problems = schema_errors(self.config, self.config_jsonschema)
             raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+        # The SDK's own writer of STATE messages, only faster (see output.StateOutput);
+        # `_state_writer` is pinned by tests/perf/test_sdk_private_members.py.
+        self._state_writer = StateOutput(self.message_writer)  # type: ignore[assignment]
         if validate_config:
             _ = self.settings
 

@@ -18,7 +18,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 
 from tap_onepassword.client import EventStream
-from tap_onepassword.output import LeanRecordOutput, SingerOutput
+from tap_onepassword.output import LeanRecordOutput, SingerOutput, StateOutput
 from tap_onepassword.tap import EVENT_STREAMS, TapOnePassword
 
 if TYPE_CHECKING:
@@ -236,3 +236,20 @@ def test_records_wait_for_the_next_state_and_partial_writes_are_finished() -> No
         writer.write_message(state)
     expected = b"".join(bytes(MsgSpecWriter().format_message(m)) for m in (first, second, state))
     assert bytes(raw.data) == expected
+
+
+def test_the_state_writer_leaves_out_only_a_state_equal_to_the_last_written() -> None:
+    sent: list[dict[str, Any]] = []
+
+    class Collect(SingerOutput):
+        def write_message(self, message: Any) -> None:
+            sent.append(json.loads(json.dumps(message.value)))
+
+    writer = StateOutput(Collect())
+    state: dict[str, Any] = {"bookmarks": {"s": {"partitions": [{"cursor": "a", "n": None}]}}}
+    writer.write_state(state)
+    writer.write_state(state)  # unchanged: left out
+    state["bookmarks"]["s"]["partitions"][0]["cursor"] = "b"  # changed in place, as the SDK does
+    writer.write_state(state)
+    writer.write_state({"bookmarks": {"s": {"partitions": [{"cursor": "b", "n": None}]}}})
+    assert [s["bookmarks"]["s"]["partitions"][0]["cursor"] for s in sent] == ["a", "b"]

@@ -12,11 +12,11 @@ import json
 from typing import Any
 
 import msgspec
-from singer_sdk import Stream
+from singer_sdk import Stream, Tap
 from singer_sdk.contrib import msgspec as sdk_msgspec
 from singer_sdk.singerlib import StateMessage
 
-from tap_onepassword.output import LeanRecordOutput
+from tap_onepassword.output import LeanRecordOutput, StateOutput
 from tap_onepassword.tap import TapOnePassword
 
 
@@ -136,3 +136,26 @@ def test_a_state_message_is_its_type_and_value_nulls_inside_kept() -> None:
     # SingerOutput writes {"type", "value"} for a STATE without to_dict()'s deep copy.
     value = {"bookmarks": {"s": {"partitions": [{"context": {"a": 1}, "cursor": None}]}}}
     assert StateMessage(value=value).to_dict() == {"type": "STATE", "value": value}
+
+
+class _PlainTap(Tap):
+    name = "plain"
+    config_jsonschema: dict[str, Any] = {"type": "object", "properties": {}}  # noqa: RUF012
+
+    def discover_streams(self) -> list[Stream]:
+        return []
+
+
+def test_the_state_writer_the_tap_replaces_is_where_and_what_it_was() -> None:
+    sdk_writer = _PlainTap(config={})._state_writer
+    # Same job: write when the state changed, keep a copy of the last one written.
+    assert {"write_message", "StateMessage", "_last_emitted_state", "deepcopy"} <= _calls(
+        type(sdk_writer).write_state
+    )
+    assert "_state_writer" in _calls(Tap.__init__)
+    assert "_state_writer" in _calls(Tap.state_writer.fget)
+    assert {"state_writer", "write_state"} <= _calls(Stream._write_state_message)
+    assert {"_state_writer", "write_state"} <= _calls(Tap.sync_all)
+    tap = _tap()
+    assert isinstance(tap._state_writer, StateOutput)
+    assert tap.state_writer is tap._state_writer
