@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import math
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
 from singer_sdk.exceptions import RetriableAPIError
@@ -114,15 +114,7 @@ def decode_page(body: bytes) -> Page:
         ApiResponseError: The body is JSON but not an events envelope.
 
     """
-    try:
-        return _page_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        msg = f"the API answered a body that is not an events page ({exc})"
-        raise ApiResponseError(msg) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        # msgspec lets invalid UTF-8 inside a string escape as UnicodeDecodeError.
-        msg = f"the API answered an incomplete or non-JSON body ({_first_line(exc)})"
-        raise RetriableAPIError(msg) from None
+    return _decode(_page_decoder, body, "an events page")
 
 
 def decode_held_page(body: bytes) -> HeldPage:
@@ -139,17 +131,10 @@ def decode_held_page(body: bytes) -> HeldPage:
         ApiResponseError: The body is JSON but not an events envelope.
 
     """
-    try:
-        page = _held_page_decoder.decode(body)
-        if not body.isascii():
-            # Leaving strings unparsed skips their UTF-8 check, which decode_page would make.
-            body.decode()
-    except msgspec.ValidationError as exc:
-        msg = f"the API answered a body that is not an events page ({exc})"
-        raise ApiResponseError(msg) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        msg = f"the API answered an incomplete or non-JSON body ({_first_line(exc)})"
-        raise RetriableAPIError(msg) from None
+    page = _decode(_held_page_decoder, body, "an events page")
+    if not body.isascii():
+        # Leaving strings unparsed skips their UTF-8 check, which decode_page would make.
+        _decode(_utf8_check, body, "an events page")
     return page
 
 
@@ -167,10 +152,50 @@ def decode_object(body: bytes) -> dict[str, Any]:
         ApiResponseError: The body is JSON but not an object.
 
     """
+    return _decode(_object_decoder, body, "a JSON object")
+
+
+DecodedT_co = TypeVar("DecodedT_co", covariant=True)
+DecodedT = TypeVar("DecodedT")
+
+
+class _Decoder(Protocol[DecodedT_co]):
+    """What `_decode` needs of a decoder: msgspec's, or the UTF-8 check."""
+
+    def decode(self, body: bytes, /) -> DecodedT_co: ...
+
+
+class _Utf8Check:
+    """Checks that a body is UTF-8, failing as a decoder would."""
+
+    @staticmethod
+    def decode(body: bytes, /) -> str:
+        return body.decode()
+
+
+_utf8_check = _Utf8Check()
+
+
+def _decode(decoder: _Decoder[DecodedT], body: bytes, expected: str) -> DecodedT:
+    """Decode `body`, telling a broken body (worth asking again) from a wrong one (fatal).
+
+    Args:
+        decoder: A msgspec decoder (or anything with `decode(bytes)`).
+        body: The raw response body.
+        expected: What the body should be, for the message.
+
+    Returns:
+        What the decoder returns.
+
+    Raises:
+        RetriableAPIError: The body is not JSON or not UTF-8 (e.g. cut short).
+        ApiResponseError: The body is JSON but not what was expected.
+
+    """
     try:
-        return _object_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        msg = f"the API answered a body that is not a JSON object ({exc})"
+        msg = f"the API answered a body that is not {expected} ({exc})"
         raise ApiResponseError(msg) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         # msgspec lets invalid UTF-8 inside a string escape as UnicodeDecodeError.
