@@ -150,15 +150,14 @@ def test_buffers_stay_within_their_bounds_and_pages_come_in_order() -> None:
     ahead = ReadAhead(plan(stream, accounts), page_size=10, max_bytes=room, workers=4)
     try:
         # Nobody consumes yet: the first partition fills its own few pages, the others share
-        # room for 50 events (5 pages), the nearest first.
+        # room for 50 events (5 pages), and nothing more is fetched.
         settle(lambda: sum(stream.produced.values()) >= CURRENT_PAGES + 5)
         time.sleep(0.2)
         assert stream.produced["a"] == CURRENT_PAGES
-        assert stream.produced["b"] == 5
-        assert stream.produced["c"] == stream.produced["d"] == 0
+        assert stream.produced["b"] + stream.produced["c"] + stream.produced["d"] == 5
         # Pages of the partition being emitted are parsed as they come; the others wait as text.
         assert stream.held["a"] == [False] * CURRENT_PAGES
-        assert stream.held["b"] == [True] * 5
+        assert all(stream.held[account] == [True] * stream.produced[account] for account in "bcd")
         for account in accounts:
             pages = ahead.take(stream, {"account_name": account})  # type: ignore[arg-type]
             assert pages is not None
@@ -195,7 +194,7 @@ def test_closing_stops_workers_that_wait_for_room() -> None:
     stream = FakeStream("s", pages=1000, size=10)
     room = 20 * BYTES_PER_EVENT
     ahead = ReadAhead(plan(stream, ["a", "b", "c"]), page_size=10, max_bytes=room, workers=3)
-    settle(lambda: stream.produced["a"] == CURRENT_PAGES and stream.produced["b"] == 2)
+    settle(lambda: sum(stream.produced.values()) == CURRENT_PAGES + 2)
     ahead.close()
     for thread in ahead._threads:
         thread.join(timeout=5)
