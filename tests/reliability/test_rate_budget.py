@@ -219,8 +219,11 @@ def test_all_streams_of_a_token_share_one_budget(
     )
     records = emu.requests
     assert len(records) > 300
-    assert per_window(records, "solo", 60.0) <= 40 + STREAMS
-    assert per_window(records, "solo", 3600.0) <= 130 + STREAMS
+    # The warped clock moves the emulator's clock a moment before the tap's, so a request a
+    # stream sends in that gap can be counted in the next window: allow two per stream here.
+    # Three separate budgets would show 120; the exact bound is checked on a controlled clock.
+    assert per_window(records, "solo", 60.0) <= 40 + 2 * STREAMS
+    assert per_window(records, "solo", 3600.0) <= 130 + 2 * STREAMS
     assert len(result.output.records()) >= 3 * 100
 
 
