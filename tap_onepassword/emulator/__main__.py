@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--events", type=_non_negative_int, default=1000,
                         help="initial events per stream per account (default 1000)")
     parser.add_argument("--latency-ms", type=_non_negative_float, default=0.0,
-                        help="fixed extra latency per API request in milliseconds")
+                        help="milliseconds from an API request to its answer (at least)")
     parser.add_argument("--retry-after", type=_non_negative_float, default=None,
                         help="send Retry-After with this many seconds on rate-limit 429s")
     parser.add_argument("--rate-limit-per-minute", type=_positive_int, default=600,

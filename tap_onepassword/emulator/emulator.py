@@ -73,7 +73,8 @@ class Emulator:
             seed: makes every event, account UUID and token claim repeatable.
             events: initial events per stream (account and feature), spread over 90 days.
             accounts: the accounts to serve; ``None`` gives :data:`DEFAULT_ACCOUNTS`.
-            latency_ms: fixed delay added to every API answer (for wall-clock benchmarks).
+            latency_ms: time from an API request to its answer, handling included (for
+                wall-clock benchmarks; a handling that takes longer answers when done).
             retry_after: seconds sent in ``Retry-After`` on rate-limit 429s; ``None`` sends none,
                 as the real API documents none.
             error_style: ``"legacy"`` for ``{"Error": {"Message": ...}}`` or ``"status"`` for

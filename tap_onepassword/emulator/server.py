@@ -79,6 +79,10 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a tap opening a connection per account and stream
+    # at once would see the rest of its SYNs dropped and resent a second later, a stall no
+    # real API shows.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         """Bind to ``address`` and serve ``emulator``."""
@@ -165,6 +169,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self) -> None:
+        arrived = time.monotonic()
         started_cpu = time.thread_time()
         split = urlsplit(self.path)
         body = self._read_body()
@@ -194,7 +199,9 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         response = emulator.service.handle(route, headers, body, kind, params)
         cpu = time.thread_time() - started_cpu
         if emulator.latency_ms:
-            emulator.stopping.wait(emulator.latency_ms / 1000)
+            # The answer leaves latency_ms after the request arrived: handling is part of it.
+            answer_at = arrived + emulator.latency_ms / 1000
+            emulator.stopping.wait(max(0.0, answer_at - time.monotonic()))
         self._record(split.path, body=response.request_body, status=response.status,
                      account=response.account, cpu=cpu, fault=kind)
         if kind == "truncate":
