@@ -13,7 +13,9 @@ the STATE that covers them, and a crash loses only records no STATE had committe
 
 `LeanRecordOutput`, mixed into the tap's streams, writes a record straight into that buffer
 when nothing on the SDK's path could change it (every property selected, no stream map or
-flattening, no type conformance) and leaves everything else to the SDK. The records between two
+flattening, no type conformance) and leaves everything else to the SDK. On that path a record
+may also come already encoded (`EncodedRecord`: read-ahead's workers encode records while the
+SDK side waits on the network); its line is then copied, not encoded. The records between two
 STATE messages, that is one page, share one `time_extracted` (the SDK reads the clock per
 record). It also defers the SDK's per-record bookmark update to the next moment state is
 written or finalised: for a stream that is sorted and not checked, the SDK simply keeps the
@@ -136,6 +138,35 @@ class SingerOutput(MsgSpecWriter):
         if self._deferred is not None:
             self._run_deferred()
 
+    def write_encoded(
+        self,
+        stream: str,
+        record_json: bytes | memoryview,
+        version: int | None,
+        time_extracted: datetime,
+    ) -> None:
+        """Write one RECORD message whose record is already encoded (`encode_record_into`).
+
+        Args:
+            stream: The stream name.
+            record_json: The record's JSON, as `encode_record_into` made it.
+            version: The stream version, when the stream has one.
+            time_extracted: When the record was extracted (aware).
+
+        """
+        key = (stream, version, time_extracted)
+        if key != self._frame_key:
+            self._frame_key, self._frame = key, _record_frame(stream, version, time_extracted)
+        before, after = self._frame
+        buffer = self._buffer
+        buffer += before
+        buffer += record_json
+        buffer += after
+        if len(buffer) >= FLUSH_BYTES:
+            self.flush()
+        if self._deferred is not None:
+            self._run_deferred()
+
     def flush(self) -> None:
         """Hand everything buffered to stdout (looked up now, so redirections are honoured)."""
         if not self._buffer:
@@ -155,6 +186,29 @@ class SingerOutput(MsgSpecWriter):
             self._flushing = False
         if self._deferred is not None:
             self._run_deferred()
+
+
+def encode_record_into(record: Record, buffer: bytearray) -> None:
+    """Append a record's JSON, as `SingerOutput.write_record` puts it in its RECORD line.
+
+    Args:
+        record: The record.
+        buffer: Where to append it.
+
+    """
+    encoder.encode_into(record, buffer, -1)
+
+
+class EncodedRecord(dict[str, Any]):
+    """A record whose JSON is already made (`json`, by `encode_record_into`).
+
+    As a dict it holds only what the SDK reads of a record on its way out: the replication key
+    and the partition's keys. Only `LeanRecordOutput` may write it, and only when it takes the
+    lean path (it writes `json`); anything else would write the stub, so it refuses.
+    """
+
+    __slots__ = ("json",)
+    json: bytes | memoryview
 
 
 class StateOutput:
@@ -255,6 +309,15 @@ class LeanRecordOutput(Stream):
         )
         return writer if lean else None
 
+    @property
+    def writes_records_unchanged(self) -> bool:
+        """Whether records go out exactly as the stream yields them (the lean path).
+
+        Then a stream may yield `EncodedRecord`s. Decided once per run, on first use: ask on
+        the main thread before other threads rely on it.
+        """
+        return self._lean_writer is not None
+
     @cached_property
     def _deferred_bookmark_key(self) -> str | None:
         """The replication key, when the SDK keeps only the latest record's value for it.
@@ -273,6 +336,9 @@ class LeanRecordOutput(Stream):
     def _write_record_message(self, record: Record) -> None:
         writer = self._lean_writer
         if writer is None:
+            if type(record) is EncodedRecord:
+                msg = f"{self.name}: an encoded record reached the SDK's record writer"
+                raise RuntimeError(msg)
             super()._write_record_message(record)
             return
         # The SDK's path would prune nothing, conform nothing and map nothing: the same line.
@@ -282,7 +348,10 @@ class LeanRecordOutput(Stream):
         if extracted_at is None:
             extracted_at = self._extracted_at = datetime.now(timezone.utc)
             self.state_manager.is_flushed = False
-        writer.write_record(self.name, record, self._stream_version, extracted_at)
+        if type(record) is EncodedRecord:
+            writer.write_encoded(self.name, record.json, self._stream_version, extracted_at)
+        else:
+            writer.write_record(self.name, record, self._stream_version, extracted_at)
 
     @override
     def _increment_stream_state(
@@ -326,6 +395,8 @@ class LeanRecordOutput(Stream):
         if self.child_streams:
             super()._process_record(record, child_context, partition_context)
             return
+        if type(record) is EncodedRecord:
+            return  # made with the partition's keys
         # Without child streams the SDK would build and copy a child context per record only
         # to find nobody to sync with it; what remains is adding the partition's keys.
         for key, value in (partition_context or {}).items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -20,7 +21,7 @@ from typing_extensions import override
 from tap_onepassword.errors import ApiResponseError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     import requests
 
@@ -92,7 +93,103 @@ class HeldPage(msgspec.Struct, frozen=True):
         return Page(self.cursor, self.has_more, items)
 
 
-PageT = TypeVar("PageT", bound=Page | HeldPage)
+PREPARED_RECORD_OVERHEAD = 128
+"""Bytes a prepared record takes besides its JSON: its timestamp, end offset and list slots."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPage:
+    """A page whose events are already records, encoded as the JSON their RECORD lines hold.
+
+    Read-ahead prepares the pages of a stream whose records reach the output unchanged (see
+    `output.LeanRecordOutput`): a worker parses, shapes and encodes them while the SDK side
+    waits on the network, and when the page's turn comes the SDK side only copies the JSON.
+    The records' JSON is one block of bytes, about the size of the page's text: nothing for
+    the garbage collector to walk, and one allocation to free (thousands of small ones, made
+    on one thread and freed on another, would scatter over the allocator's per-thread arenas).
+    `EventStream.prepare_page` makes one.
+    """
+
+    cursor: str
+    has_more: bool
+    events: int
+    """How many events the API sent (some may lie past `end_date` and have no record)."""
+    timestamps: list[str]
+    """Each record's normalised timestamp (its replication key), in order."""
+    text: bytes
+    """The records' JSON, one after another."""
+    ends: list[int]
+    """Where each record's JSON ends in `text`."""
+    newest: str | None
+    """The largest of `timestamps`."""
+    error: Exception | None
+    """What stopped preparing at the event after the last record (raised once they are out)."""
+    held_bytes: int
+    """About the memory the page takes while it waits."""
+
+    @classmethod
+    def of(
+        cls,
+        page: Page,
+        timestamps: list[str],
+        text: bytes,
+        ends: list[int],
+        error: Exception | None,
+    ) -> PreparedPage:
+        """Describe `page` prepared: its records' timestamps and JSON.
+
+        Args:
+            page: The parsed page.
+            timestamps: Each record's timestamp.
+            text: The records' JSON, one after another.
+            ends: Where each ends in `text`.
+            error: What stopped preparing, if anything did.
+
+        Returns:
+            The prepared page.
+
+        """
+        return cls(
+            cursor=page.cursor,
+            has_more=page.has_more,
+            events=len(page.items),
+            timestamps=timestamps,
+            text=text,
+            ends=ends,
+            newest=max(timestamps, default=None),
+            error=error,
+            held_bytes=len(text) + PREPARED_RECORD_OVERHEAD * len(ends),
+        )
+
+    @property
+    def empty(self) -> bool:
+        """Whether the API sent no events (legal, even with `has_more` true)."""
+        return not self.events
+
+    def record_json(self) -> Iterator[tuple[str, memoryview]]:
+        """Each record's timestamp and JSON, in order.
+
+        Yields:
+            (timestamp, a view of the record's JSON in `text`).
+
+        """
+        view = memoryview(self.text)
+        start = 0
+        for timestamp, end in zip(self.timestamps, self.ends, strict=True):
+            yield timestamp, view[start:end]
+            start = end
+
+    def parsed(self) -> PreparedPage:
+        """Return the page itself (ready as it is).
+
+        Returns:
+            This page.
+
+        """
+        return self
+
+
+PageT = TypeVar("PageT", bound=Page | HeldPage | PreparedPage)
 _SHORT_ARRAY = 64
 _page_decoder = msgspec.json.Decoder(Page)
 _held_page_decoder = msgspec.json.Decoder(HeldPage)

@@ -10,14 +10,19 @@ retries, the same checks of each body), and hands each partition's pages to the 
 order when its turn comes. The requests, the pages, and so the records and state written are
 those of a sequential run; only their timing changes (`tests/perf/test_readahead.py`).
 
-Memory stays flat. Pages that must wait keep their events as the JSON text the API sent
-(`HeldPage`: about a third of the memory of parsed events, nothing for the garbage collector
-to walk) and are parsed on the SDK side when their turn comes; pages of the partition being
-emitted are parsed as they arrive, as without read-ahead. The partition being emitted keeps at most
-`CURRENT_PAGES` pages ready; all the others together hold at most `max_bytes` of page text,
-the nearest partitions first. A worker reserves room for a page before asking for it, so a
-worker waiting for room holds nothing. An error a worker meets (a rejected cursor, retries
-running out) waits in its partition's queue and is raised where a sequential run raises it.
+The workers also do most of the CPU work per record while the SDK side waits on the network:
+when records go out unchanged (the usual case), a worker shapes and encodes each page's
+records (`PreparedPage`), and when the page's turn comes the SDK side only writes the lines.
+Otherwise, pages that must wait keep their events as the JSON text the API sent (`HeldPage`)
+and are parsed on the SDK side when their turn comes.
+
+Memory stays flat. A prepared or held page takes about the memory of its text (a third of
+that of parsed events) and holds nothing for the garbage collector to walk. The partition
+being emitted keeps at most `CURRENT_PAGES` pages ready; all the others together hold at most
+`max_bytes` of such pages, the nearest partitions first. A worker reserves room for a page
+before asking for it, so a worker waiting for room holds nothing. An error a worker meets (a
+rejected cursor, retries running out) waits in its partition's queue and is raised where a
+sequential run raises it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from tap_onepassword.pages import HeldPage, Page
+from tap_onepassword.pages import HeldPage, Page, PreparedPage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,6 +47,8 @@ CURRENT_PAGES: Final = 4
 
 BYTES_PER_EVENT: Final = 1024
 """Room reserved per event of `page_size` before a request (API events are 0.5 to 1 KB)."""
+
+_PAGES: Final = (Page, HeldPage, PreparedPage)
 
 _END: Final = object()
 """Queued after a partition's last page (or its error)."""
@@ -112,7 +119,9 @@ class ReadAhead:
 
     # SDK side (the main thread) -----------------------------------------------------------
 
-    def take(self, stream: EventStream, context: Context) -> Iterator[Page] | None:
+    def take(
+        self, stream: EventStream, context: Context
+    ) -> Iterator[Page | PreparedPage] | None:
         """Hand over a planned partition's pages, in order; None when it was not planned.
 
         Taking a partition makes it the current one: earlier partitions are done with. A
@@ -137,7 +146,7 @@ class ReadAhead:
             self._changed.notify_all()
         return self._pages(partition)
 
-    def _pages(self, partition: Partition) -> Iterator[Page]:
+    def _pages(self, partition: Partition) -> Iterator[Page | PreparedPage]:
         finished = False
         try:
             while True:
@@ -145,7 +154,7 @@ class ReadAhead:
                     while not partition.queue:
                         self._changed.wait()
                     item = partition.queue.popleft()
-                    if isinstance(item, (Page, HeldPage)):
+                    if isinstance(item, _PAGES):
                         partition.pages -= 1
                         partition.held -= _text_size(item)
                         self._changed.notify_all()
@@ -233,7 +242,7 @@ class ReadAhead:
                 partition.pages -= 1
                 partition.held -= self._room
             if not (self._closed or partition.abandoned):
-                if isinstance(item, (Page, HeldPage)):
+                if isinstance(item, _PAGES):
                     partition.pages += 1
                     partition.held += _text_size(item)
                 partition.queue.append(item)
@@ -243,16 +252,18 @@ class ReadAhead:
         """Under the lock: nobody will read this partition's pages; stop paging it."""
         partition.abandoned = True
         for item in partition.queue:
-            if isinstance(item, (Page, HeldPage)):
+            if isinstance(item, _PAGES):
                 partition.pages -= 1
                 partition.held -= _text_size(item)
         partition.queue.clear()
         self._changed.notify_all()
 
 
-def _text_size(page: Page | HeldPage) -> int:
-    """Count the bytes a page holds against the shared room: its text, if held.
+def _text_size(page: Page | HeldPage | PreparedPage) -> int:
+    """Count the bytes a page holds against the shared room: its text or its records' JSON.
 
     Parsed pages belong to the partition being emitted, bounded by its page count instead.
     """
+    if isinstance(page, PreparedPage):
+        return page.held_bytes
     return len(page.items) if isinstance(page, HeldPage) else 0

@@ -38,13 +38,14 @@ def use_sdk_path(monkeypatch: pytest.MonkeyPatch) -> None:
 def lean_records_written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the streams of every record that took the lean path, in order."""
     written: list[str] = []
-    real = SingerOutput.write_record
+    for method in ("write_record", "write_encoded"):  # encoded: prepared by read-ahead
+        real = getattr(SingerOutput, method)
 
-    def note(self: SingerOutput, stream: str, *args: Any) -> None:
-        written.append(stream)
-        real(self, stream, *args)
+        def note(self: SingerOutput, stream: str, *args: Any, real: Any = real) -> None:
+            written.append(stream)
+            real(self, stream, *args)
 
-    monkeypatch.setattr(SingerOutput, "write_record", note)
+        monkeypatch.setattr(SingerOutput, method, note)
     return written
 
 

@@ -12,6 +12,7 @@ import pytest
 from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
 from tap_onepassword.emulator import AccountSpec, Emulator
+from tap_onepassword.output import SingerOutput
 from tap_onepassword.pages import HeldPage, Page, decode_held_page, decode_page
 from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
 from tap_onepassword.tap import TapOnePassword
@@ -55,6 +56,14 @@ def test_read_ahead_writes_what_a_sequential_run_writes(
     # A buffer of 300 KB (some 8 pages of 50 events) for 11 partitions of 6 pages: workers
     # must wait for room, nearest partitions first, while the SDK emits.
     monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 300_000)
+    encoded = Counter[bool]()
+    real_write_encoded = SingerOutput.write_encoded
+
+    def write_encoded(self: SingerOutput, *args: Any) -> None:
+        encoded[TapOnePassword.READ_AHEAD_BYTES > 0] += 1
+        real_write_encoded(self, *args)
+
+    monkeypatch.setattr(SingerOutput, "write_encoded", write_encoded)
     config = config_for(slow_emulator, page_size=50, start_date=fixed_start(slow_emulator))
     ahead = run_tap(config)
     ahead_requests = slow_emulator.requests
@@ -63,6 +72,8 @@ def test_read_ahead_writes_what_a_sequential_run_writes(
         sequential(patch)
         one_by_one = run_tap(config)
     assert comparable(ahead) == comparable(one_by_one)
+    # Read-ahead wrote every event as prepared by its workers; the sequential run none.
+    assert encoded == {True: (3 * 3 + 2) * 300}
     assert sum(m["type"] == "RECORD" for m in ahead) == (3 * 3 + 2) * 300 + 4
     assert pages_asked(ahead_requests) == pages_asked(slow_emulator.requests)
     # It did read ahead: the partition synced first (audit events of acme) was still being

@@ -1,0 +1,151 @@
+"""A prepared page (read-ahead's records, shaped and encoded by a worker) writes, line for line,
+what `emit` writes of the page itself, and fails where it fails."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+
+from tap_onepassword.client import EventStream
+from tap_onepassword.errors import ApiResponseError
+from tap_onepassword.output import (
+    EncodedRecord,
+    LeanRecordOutput,
+    SingerOutput,
+    encode_record_into,
+)
+from tap_onepassword.pages import Page, PreparedPage, decode_page
+from tap_onepassword.progress import Progress
+from tap_onepassword.tap import TapOnePassword
+
+if TYPE_CHECKING:
+    from tap_onepassword.emulator import Emulator
+
+PAYLOADS = Path(__file__).parents[1] / "tap" / "fixtures"
+STREAM_OF = {"signinattempts": "sign_in_attempts", "itemusages": "item_usages",
+             "auditevents": "audit_events"}
+WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def tap_for(emulator: Emulator, **settings: Any) -> TapOnePassword:
+    account = emulator.accounts[0]
+    return TapOnePassword(
+        config={"token": account.token, "base_url": emulator.base_url, **settings},
+        parse_env_config=False,
+    )
+
+
+def fixture_pages() -> list[tuple[str, str, bytes]]:
+    """(api version, feature, body) of every page of the quirky fixture payloads."""
+    pages = []
+    for version in ("v1", "v2"):
+        payloads = json.loads((PAYLOADS / f"payloads-{version}.json").read_text())
+        for feature in STREAM_OF:
+            pages += [(version, feature, json.dumps(page).encode()) for page in payloads[feature]]
+    return pages
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    buffer = bytearray()
+    encode_record_into(record, buffer)
+    return bytes(buffer)
+
+
+def written(write: Any) -> bytes:
+    """The bytes `write(writer)` puts in a fresh SingerOutput's buffer."""
+    writer = SingerOutput()
+    write(writer)
+    return bytes(writer._buffer)
+
+
+def emitted(stream: EventStream, pages: list[Page | PreparedPage]) -> tuple[list[Any], Any]:
+    """Drive `emit` over `pages`: what it yielded, and what it raised (or None)."""
+    state: dict[str, Any] = {}
+    progress = Progress(stream.logger, stream.name, "default")
+    out: list[Any] = []
+    try:
+        out.extend(stream.emit({"account_name": "default"}, state, progress, pages))
+    except ApiResponseError as exc:
+        return out, str(exc)
+    return out, None
+
+
+@pytest.mark.parametrize(("version", "feature", "body"), fixture_pages())
+def test_a_prepared_page_writes_the_record_lines_of_its_parsed_page(
+    emulator: Emulator, version: str, feature: str, body: bytes
+) -> None:
+    stream = tap_for(emulator, api_version=version).streams[STREAM_OF[feature]]
+    assert isinstance(stream, EventStream)
+    prepared = stream.prepare_page(decode_page(body), "default")
+    plain = list(stream.accepted_records(decode_page(body), "default"))
+    assert prepared.error is None
+    assert prepared.events == len(decode_page(body).items)
+    assert prepared.timestamps == [timestamp for timestamp, _ in plain]
+    assert prepared.newest == max(prepared.timestamps, default=None)
+    # Byte for byte the RECORD lines the writer makes of the parsed records.
+    assert written(
+        lambda w: [w.write_encoded(stream.name, j, None, WHEN) for _, j in prepared.record_json()]
+    ) == written(lambda w: [w.write_record(stream.name, r, None, WHEN) for _, r in plain])
+    # What emit yields for it carries what the SDK reads of a record before writing it.
+    records, error = emitted(stream, [prepared])
+    assert error is None
+    assert [(r["timestamp"], r["account_name"], r.json) for r in records] == [
+        (timestamp, "default", encode_record(record)) for timestamp, record in plain
+    ]
+
+
+def test_end_date_and_a_broken_event_end_a_prepared_page_where_emit_ends_its_page(
+    emulator: Emulator,
+) -> None:
+    stream = tap_for(emulator, end_date="2024-06-01T00:00:00Z").streams["sign_in_attempts"]
+    assert isinstance(stream, EventStream)
+    items = [
+        {"uuid": "A", "timestamp": "2024-05-31T23:59:59.999999999Z"},
+        {"uuid": "B", "timestamp": "2024-06-01T00:00:00Z"},  # end_date is exclusive
+        {"uuid": "C", "timestamp": "2024-05-01T00:00:00+02:00", "unknown_field": 1},
+        {"timestamp": "2024-05-02T00:00:00Z"},  # no uuid: the run ends here
+        {"uuid": "E", "timestamp": "2024-05-03T00:00:00Z"},
+    ]
+    body = json.dumps({"cursor": "next", "has_more": True, "items": items}).encode()
+    prepared = stream.prepare_page(decode_page(body), "default")
+    assert prepared.timestamps == ["2024-05-31T23:59:59.999999999Z",
+                                   "2024-04-30T22:00:00.000000000Z"]
+    assert isinstance(prepared.error, ApiResponseError)
+    records, error = emitted(stream, [prepared])
+    plain_records, plain_error = emitted(stream, [decode_page(body)])
+    assert error == plain_error
+    assert "an event has no uuid" in str(error)
+    assert [r.json for r in records] == [encode_record(r) for r in plain_records]
+    assert all(b"unknown_field" not in r.json for r in records)
+
+
+def test_prepared_pages_take_about_the_memory_of_their_text(emulator: Emulator) -> None:
+    stream = tap_for(emulator).streams["audit_events"]
+    assert isinstance(stream, EventStream)
+    account = emulator.accounts[0]
+    body = requests.post(
+        f"{emulator.base_url}/api/v2/auditevents",
+        json={"limit": 200, "start_time": "2000-01-01T00:00:00Z"},
+        headers={"Authorization": f"Bearer {account.token}"},
+        timeout=10,
+    ).content
+    prepared = stream.prepare_page(decode_page(body), "default")
+    assert len(prepared.ends) == 200
+    assert 0.8 * len(body) < prepared.held_bytes < 2 * len(body)
+
+
+def test_an_encoded_record_never_reaches_the_sdk_record_writer(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(LeanRecordOutput, "LEAN_OUTPUT", False)
+    stream = tap_for(emulator).streams["sign_in_attempts"]
+    assert not stream.writes_records_unchanged
+    record = EncodedRecord(timestamp="2024-05-01T00:00:00.000000000Z", account_name="default")
+    record.json = b"{}"
+    with pytest.raises(RuntimeError, match="an encoded record reached the SDK's record writer"):
+        stream._write_record_message(record)
