@@ -12,7 +12,7 @@ and peak RSS), its stdout drained by this process through a pipe:
     machine's speed drifts; runs made together drift together). A small run first checks
     that the floor's records equal the tap's.
 (b) **Wall time with latency.** N accounts x 3 streams against an emulator that answers every
-    request after ``--latency-ms``. The ideal is whichever binds: the slowest partition's
+    request ``--latency-ms`` after it arrived (its own handling included). The ideal is whichever binds: the slowest partition's
     requests (plus the account's introspection) times the latency, or the request budget
     (600 a minute per token). The sync's wall time runs from the first API request the emulator
     logged to the tap's exit, so interpreter start-up is not counted against it (the process's

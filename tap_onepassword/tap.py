@@ -57,7 +57,7 @@ def one_malloc_arena() -> bool:
     Read-ahead's pages (response bodies, prepared records: hundreds of KiB each) are made on
     worker threads and freed on the main thread. glibc gives threads heaps of their own, and
     a freed block goes back to the heap it came from, so each worker's heap keeps the room of
-    its largest moment: a 1,000,000-event run peaked some 40 MB higher. Python threads take
+    its largest moment: a 400,000-event run peaked some 30 MB higher. Python threads take
     turns holding the interpreter lock, so they hardly ever allocate at once: one heap costs
     no waiting.
 
