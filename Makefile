@@ -74,7 +74,7 @@ soak: venv
 	@$(RUN) $(BIN)/python tests/reliability/soak.py $(SOAK_ARGS)
 
 lint: venv
-	@$(BIN)/ruff check tap_onepassword tests scripts
+	@$(BIN)/ruff check tap_onepassword tests scripts benchmarks
 	@$(BIN)/mypy tap_onepassword
 
 clean:

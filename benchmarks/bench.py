@@ -12,13 +12,14 @@ and peak RSS), its stdout drained by this process through a pipe:
     machine's speed drifts; runs made together drift together). A small run first checks
     that the floor's records equal the tap's.
 (b) **Wall time with latency.** N accounts x 3 streams against an emulator that answers every
-    request ``--latency-ms`` after it arrived (its own handling included). The ideal is whichever binds: the slowest partition's
-    requests (plus the account's introspection) times the latency, or the request budget
-    (600 a minute per token). The sync's wall time runs from the first API request the emulator
-    logged to the tap's exit, so interpreter start-up is not counted against it (the process's
-    own wall time is reported too). The median of three runs is kept. Pages hold 100 events so
-    that the network, not one core's CPU, binds: with 1,000-event pages and 100 ms, twelve
-    partitions would deliver 120,000 events a second, more than one core can emit.
+    request ``--latency-ms`` after it arrived (its own handling included). The ideal is
+    whichever binds: the slowest partition's requests (plus the account's introspection) times
+    the latency, or the request budget (600 a minute per token). The sync's wall time runs from
+    the first API request the emulator logged to the tap's exit, so interpreter start-up is not
+    counted against it (the process's own wall time is reported too). The median of three runs
+    is kept. Pages hold 100 events so that the network, not one core's CPU, binds: with
+    1,000-event pages and 100 ms, twelve partitions would deliver 120,000 events a second, more
+    than one core can emit.
 (c) **Peak memory** of a run over 1,000,000 events (125,000 per stream and account).
 
 It prints a table and writes every figure to ``benchmarks/results/bench-<UTC time>.json`` and

@@ -292,7 +292,8 @@ class LeanRecordOutput(Stream):
         """The writer, when a record may skip the SDK's per-record steps; else None.
 
         Decided once per run: selection, stream maps and conformance do not change while
-        streams sync.
+        streams sync. Not with batch files or child streams: records then go elsewhere
+        than `_write_record_message`, whole.
         """
         writer = self._tap.message_writer
         if not isinstance(writer, SingerOutput):
@@ -300,6 +301,8 @@ class LeanRecordOutput(Stream):
         maps = self.stream_maps
         lean = (
             self.LEAN_OUTPUT
+            and self.get_batch_config(self.config) is None
+            and not self.child_streams
             and self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
             and all(self.mask.values())
             and len(maps) == 1

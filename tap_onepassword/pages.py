@@ -105,8 +105,8 @@ class PreparedPage:
     `output.LeanRecordOutput`): a worker parses, shapes and encodes them while the SDK side
     waits on the network, and when the page's turn comes the SDK side only copies the JSON.
     The records' JSON is one block of bytes, about the size of the page's text: nothing for
-    the garbage collector to walk, and one allocation to free (thousands of small ones, made
-    on one thread and freed on another, would scatter over the allocator's per-thread arenas).
+    the garbage collector to walk, and one allocation to free rather than a thousand blocks of
+    some 700 bytes each (too large for Python's small-object allocator: from the C heap).
     `EventStream.prepare_page` makes one.
     """
 
@@ -346,7 +346,8 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None], Generic[PageT]
         """Start before the first request.
 
         Args:
-            decode: Parses a body: `decode_page`, or `decode_held_page` to keep events as text.
+            decode: Parses a body: `decode_page`, `decode_held_page` to keep events as text,
+                or one that prepares the page (`EventStream.request_pages_ahead`).
 
         """
         super().__init__(None)

@@ -204,6 +204,11 @@ class ReadAhead:
                     self._put(partition, _END)
                     return
                 self._put(partition, page)
+                if isinstance(page, PreparedPage) and page.error is not None:
+                    # The SDK side stops at this page's error: asking further would spend
+                    # the token's budget on requests a sequential run never sends.
+                    self._put(partition, _END, reserved=False)
+                    return
         except Exception as exc:  # noqa: BLE001 - raised on the SDK side, where it belongs
             self._put(partition, exc)
             self._put(partition, _END, reserved=False)

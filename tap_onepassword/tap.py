@@ -58,8 +58,9 @@ def one_malloc_arena() -> bool:
     worker threads and freed on the main thread. glibc gives threads heaps of their own, and
     a freed block goes back to the heap it came from, so each worker's heap keeps the room of
     its largest moment: a 400,000-event run peaked some 30 MB higher. Python threads take
-    turns holding the interpreter lock, so they hardly ever allocate at once: one heap costs
-    no waiting.
+    turns holding the interpreter lock, so they seldom allocate at the same moment (only in
+    C code that lets the lock go, such as TLS reads): one heap costs little waiting. The
+    setting is process-wide and stays (a process runs one sync).
 
     Returns:
         Whether it was set (False where the C library is not glibc: nothing to tune).

@@ -12,8 +12,9 @@ import pytest
 from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
 from tap_onepassword.emulator import AccountSpec, Emulator
+from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.output import SingerOutput
-from tap_onepassword.pages import HeldPage, Page, decode_held_page, decode_page
+from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
 from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
 from tap_onepassword.tap import TapOnePassword
 
@@ -213,3 +214,45 @@ def test_closing_stops_workers_that_wait_for_room() -> None:
     produced = sum(stream.produced.values())
     time.sleep(0.1)
     assert sum(stream.produced.values()) == produced
+
+
+class FailingPreparedStream:
+    """Prepared pages of one record each; the third ends in an error (an event without uuid)."""
+
+    name = "s"
+
+    def __init__(self) -> None:
+        self.produced: Counter[str] = Counter()
+
+    def request_pages_ahead(
+        self,
+        context: dict[str, str],
+        first_body: dict[str, Any],  # noqa: ARG002 - the interface's
+        held: Any,  # noqa: ARG002 - prepared pages are never held as text
+    ) -> Iterator[PreparedPage]:
+        for number in range(10):
+            self.produced[context["account_name"]] += 1
+            error = ApiResponseError("an event has no uuid") if number == 2 else None
+            yield PreparedPage(
+                cursor=f"c{number}", has_more=True, events=2, timestamps=["t"], text=b"{}",
+                ends=[2], newest="t", error=error, held_bytes=130,
+            )
+
+
+def test_a_worker_stops_at_the_page_its_partition_will_fail_on() -> None:
+    # The SDK side raises that page's error after its records: a request for the next page
+    # would spend the token's budget on what a sequential run never asks.
+    stream = FailingPreparedStream()
+    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=1, max_bytes=1 << 20, workers=2)  # type: ignore[arg-type]
+    try:
+        settle(lambda: sum(stream.produced.values()) >= 6)
+        time.sleep(0.2)
+        assert stream.produced == {"a": 3, "b": 3}
+        pages = ahead.take(stream, {"account_name": "a"})  # type: ignore[arg-type]
+        assert pages is not None
+        got = list(pages)
+        assert [page.cursor for page in got] == ["c0", "c1", "c2"]
+        assert isinstance(got[-1], PreparedPage)
+        assert got[-1].error is not None
+    finally:
+        ahead.close()
