@@ -125,18 +125,12 @@ class SingerOutput(MsgSpecWriter):
             time_extracted: When the record was extracted (aware).
 
         """
-        key = (stream, version, time_extracted)
-        if key != self._frame_key:
-            self._frame_key, self._frame = key, _record_frame(stream, version, time_extracted)
-        before, after = self._frame
+        before, after = self._frame_of(stream, version, time_extracted)
         buffer = self._buffer
         buffer += before
         encoder.encode_into(record, buffer, -1)
         buffer += after
-        if len(buffer) >= FLUSH_BYTES:
-            self.flush()
-        if self._deferred is not None:
-            self._run_deferred()
+        self._record_written()
 
     def write_encoded(
         self,
@@ -154,15 +148,25 @@ class SingerOutput(MsgSpecWriter):
             time_extracted: When the record was extracted (aware).
 
         """
-        key = (stream, version, time_extracted)
-        if key != self._frame_key:
-            self._frame_key, self._frame = key, _record_frame(stream, version, time_extracted)
-        before, after = self._frame
+        before, after = self._frame_of(stream, version, time_extracted)
         buffer = self._buffer
         buffer += before
         buffer += record_json
         buffer += after
-        if len(buffer) >= FLUSH_BYTES:
+        self._record_written()
+
+    def _frame_of(
+        self, stream: str, version: int | None, time_extracted: datetime
+    ) -> tuple[bytes, bytes]:
+        """Return the bytes around a record's JSON in its RECORD line (kept for the last key)."""
+        key = (stream, version, time_extracted)
+        if key != self._frame_key:
+            self._frame_key, self._frame = key, _record_frame(stream, version, time_extracted)
+        return self._frame
+
+    def _record_written(self) -> None:
+        """Hand a full buffer to stdout, and run what waited for the record to be whole."""
+        if len(self._buffer) >= FLUSH_BYTES:
             self.flush()
         if self._deferred is not None:
             self._run_deferred()
