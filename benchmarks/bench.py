@@ -110,7 +110,7 @@ class ProcessRun:
 class _Drain(threading.Thread):
     """Reads a child's stdout in large chunks and counts Singer messages by type and stream."""
 
-    def __init__(self, pipe: IO[bytes], copy_to: Path | None) -> None:
+    def __init__(self, pipe: IO[bytes] | None, copy_to: Path | None) -> None:
         super().__init__(daemon=True)
         self.pipe = pipe
         self.copy_to = copy_to
@@ -130,6 +130,7 @@ class _Drain(threading.Thread):
             self.last_state = line
 
     def run(self) -> None:
+        assert self.pipe is not None
         copy = self.copy_to.open("wb") if self.copy_to else None
         rest = b""
         fd = self.pipe.fileno()
@@ -148,23 +149,39 @@ class _Drain(threading.Thread):
                 copy.close()
 
 
-def run_measured(
-    command: Sequence[str], *, copy_stdout_to: Path | None = None, env: dict[str, str] | None = None
+def run_measured(  # noqa: PLR0913
+    command: Sequence[str],
+    *,
+    copy_stdout_to: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: Path | None = None,
+    discard_stdout: bool = False,
+    cwd: Path = ROOT,
 ) -> ProcessRun:
-    """Run ``command``, drain its stdout, and return its own CPU, peak RSS and wall time."""
-    with tempfile.TemporaryFile() as stderr:
+    """Run ``command``, drain its stdout, and return its own CPU, peak RSS and wall time.
+
+    With ``discard_stdout`` the output goes to /dev/null instead, uncounted: nothing in this
+    process then competes with the child for a core.
+    """
+    with tempfile.TemporaryFile() as stderr, contextlib.ExitStack() as files:
+        source = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
         started = time.time()
         process = subprocess.Popen(
-            list(command), stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, env=env
+            list(command), stdin=source, stderr=stderr, cwd=cwd, env=env,
+            stdout=subprocess.DEVNULL if discard_stdout else subprocess.PIPE,
         )
-        assert process.stdout is not None
-        drain = _Drain(process.stdout, copy_stdout_to)
-        drain.start()
+        drain = None
+        if process.stdout is not None:
+            drain = _Drain(process.stdout, copy_stdout_to)
+            drain.start()
         _, status, usage = os.wait4(process.pid, 0)
         ended = time.time()
         process.returncode = os.waitstatus_to_exitcode(status)
-        drain.join()
-        process.stdout.close()
+        if drain is not None and process.stdout is not None:
+            drain.join()
+            process.stdout.close()
+        else:
+            drain = _Drain(None, None)
         stderr.seek(0)
         tail = stderr.read().decode(errors="replace")[-4000:]
     return ProcessRun(
@@ -589,6 +606,10 @@ def print_table(results: dict[str, Any]) -> None:
             ("(c) records/s", f"{memory['records_per_s']:,.0f}",
              f"process wall {memory['process_wall_s']:.1f} s, CPU {memory['tap_cpu_s']:.1f} s"),
         ]
+    if flow := results.get("pipeline"):
+        import pipeline  # noqa: PLC0415 # it imports this module
+
+        rows += pipeline.table_rows(flow)
     width = max(len(row[0]) for row in rows) if rows else 0
     value_width = max(len(row[1]) for row in rows) if rows else 0
     for label, value, note in rows:
@@ -598,7 +619,8 @@ def print_table(results: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen measurements, print the table and write the JSON file."""
     parser = argparse.ArgumentParser(description="tap-onepassword throughput benchmark")
-    parser.add_argument("--only", default="a,b,c", help="which measurements: a, b, c (default all)")
+    parser.add_argument("--only", default="a,b,c,pipeline",
+                        help="which measurements: a, b, c, pipeline (default all)")
     parser.add_argument("--cpu-events", type=int, default=50_000,
                         help="(a) events per stream and account; 8 partitions (default 50000)")
     parser.add_argument("--repeat", type=int, default=5,
@@ -613,6 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--memory-events", type=int, default=125_000,
                         help="(c) events per stream and account; 8 partitions (125000 = 1M)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    import pipeline  # noqa: PLC0415 # it imports this module
+
+    pipeline.add_arguments(parser)
     args = parser.parse_args(argv)
     chosen = set(args.only.split(","))
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -637,6 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(">> (c) peak memory", flush=True)
             results["memory"] = measure_memory(Workdir(scratch, "memory"),
                                                events=args.memory_events)
+        if "pipeline" in chosen:
+            results["pipeline"] = pipeline.measure_as_asked(Workdir(scratch, "pipeline"), args)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print()
