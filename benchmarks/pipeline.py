@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -296,8 +297,7 @@ keeps only these of meltano.yml's target-postgres config: every other key there 
 
 
 def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
+    return statistics.median(values)
 
 
 def _tap_env(config: dict[str, Any]) -> dict[str, str]:
