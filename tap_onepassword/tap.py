@@ -36,8 +36,9 @@ class TapOnePassword(FastPathTap):
     # msgspec encoding, buffered until the next STATE (see output.py).
     message_writer_class = SingerOutput
 
-    # No BATCH: the tap writes STATE after each page it emitted, which with batch files would
-    # checkpoint records that are not in a BATCH message yet.
+    # No BATCH, and `batch_config` is refused (settings.py): the tap writes STATE after each
+    # page it emitted, which with batch files would checkpoint records that are not in a BATCH
+    # message yet, and batch files did not make `meltano run` into target-postgres faster.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         capability for capability in Tap.capabilities if capability != PluginCapabilities.BATCH
     ]

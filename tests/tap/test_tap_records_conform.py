@@ -21,7 +21,7 @@ from tap_harness import SyncResult, make_token, run_tap, tap_config
 from test_tap_payloads import STREAM_OF, PayloadServer, load
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 NORMALISED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 
