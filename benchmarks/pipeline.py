@@ -9,14 +9,13 @@ round, so that their ratios survive a shared machine's drift.
   end-to-end tests, it turns off fsync, synchronous commit and full-page writes: the loader's
   CPU, not this machine's disk, is what is measured.
 - ``MeltanoVariant``: a copy of this project's ``meltano.yml`` in its own folder, with the
-  target-postgres ``config`` block replaced (for instance by the loader's defaults) and, if
-  asked, a ``batch_config`` for the tap. The plugin virtualenvs of ``.meltano/`` are linked in,
-  so nothing is installed; each run gets a fresh Meltano system database, so no state is shared.
+  target-postgres ``config`` block replaced (for instance by the loader's defaults). The
+  plugin virtualenvs of ``.meltano/`` are linked in, so nothing is installed; each run gets a
+  fresh Meltano system database, so no state is shared.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -36,6 +35,7 @@ import psycopg
 import yaml
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,22 +224,13 @@ def project_loader_config() -> dict[str, Any]:
 class MeltanoVariant:
     """This project's ``meltano.yml`` with another target-postgres config, in its own folder."""
 
-    def __init__(
-        self,
-        folder: Path,
-        *,
-        loader_config: dict[str, Any],
-        tap_batch_config: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, folder: Path, *, loader_config: dict[str, Any]) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
         for loader in project["plugins"]["loaders"]:
             if loader["name"] == "target-postgres":
                 loader["config"] = loader_config
-        if tap_batch_config is not None:
-            (extractor,) = project["plugins"]["extractors"]
-            extractor.setdefault("config", {})["batch_config"] = tap_batch_config
         (folder / "meltano.yml").write_text(
             yaml.safe_dump(project, sort_keys=False), encoding="utf-8"
         )
@@ -308,17 +299,15 @@ def _tap_env(config: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def measure_pipeline(
-    workdir: bench.Workdir, *, events: int, repeat: int, batch: bool
-) -> dict[str, Any]:
+def measure_pipeline(workdir: bench.Workdir, *, events: int, repeat: int) -> dict[str, Any]:
     """Measure records/s of the tap alone, the loader alone and ``meltano run`` (medians).
 
     One capture of the tap's output feeds the loader-alone runs. Then each round runs, one
     after another: the tap to /dev/null; target-postgres alone on the capture, with the
     loader's defaults and with meltano.yml's settings; ``meltano run`` with a ``meltano.yml``
-    of the loader's defaults, with this project's ``meltano.yml``, and (``batch``) with that
-    and a ``batch_config`` for the tap. Every loading run gets a fresh database, and must land
-    every record. Ratios are taken within a round, then their median is kept.
+    of the loader's defaults, and with this project's ``meltano.yml``. Every loading run gets
+    a fresh database, and must land every record. Ratios are taken within a round, then their
+    median is kept.
     """
     tuned = project_loader_config()
     default = {key: value for key, value in tuned.items() if key in LOADER_CHOICES}
@@ -337,18 +326,6 @@ def measure_pipeline(
             "default": MeltanoVariant(workdir.path / "default", loader_config=default),
             "tuned": MeltanoVariant(workdir.path / "tuned", loader_config=tuned),
         }
-        if batch:
-            variants["batch"] = MeltanoVariant(
-                workdir.path / "batch",
-                loader_config=tuned,
-                tap_batch_config={
-                    "encoding": {"format": "jsonl", "compression": "gzip"},
-                    "storage": {
-                        "root": (workdir.path / "batches").as_uri(),
-                        "prefix": "tap-onepassword-",
-                    },
-                },
-            )
         seconds: dict[str, list[float]] = {}
         cpu: dict[str, list[float]] = {}
         server_cpus: dict[str, list[float]] = {}
@@ -420,10 +397,6 @@ def measure_pipeline(
             [t / d for t, d in zip(rates["loader_tuned"], rates["loader_default"], strict=True)]
         ),
     }
-    if batch:
-        figures["batch_over_tuned"] = _median(
-            [b / t for b, t in zip(rates["pipeline_batch"], rates["pipeline_tuned"], strict=True)]
-        )
     return figures
 
 
@@ -438,36 +411,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pipeline-repeat", type=int, default=3, help="(pipeline) rounds; medians kept (3)"
     )
-    parser.add_argument(
-        "--pipeline-batch",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="(pipeline) also run with a batch_config for the tap (default: when the tap "
-        "advertises the batch capability)",
-    )
 
 
 def measure_as_asked(workdir: bench.Workdir, args: argparse.Namespace) -> dict[str, Any]:
     """Run `measure_pipeline` with the command line's knobs."""
-    batch = args.pipeline_batch
-    if batch is None:
-        batch = "batch" in tap_capabilities()
     print(">> (pipeline) meltano run into PostgreSQL, the loader alone, the tap alone", flush=True)
-    return measure_pipeline(
-        workdir, events=args.pipeline_events, repeat=args.pipeline_repeat, batch=batch
-    )
-
-
-def tap_capabilities() -> list[str]:
-    """Return the capabilities the tap advertises (``--about``)."""
-    about = subprocess.run(
-        [sys.executable, "-m", "tap_onepassword", "--about", "--format=json"],
-        capture_output=True,
-        check=True,
-        cwd=ROOT,
-    )
-    capabilities: list[str] = json.loads(about.stdout)["capabilities"]
-    return capabilities
+    return measure_pipeline(workdir, events=args.pipeline_events, repeat=args.pipeline_repeat)
 
 
 def _succeeded(run: bench.ProcessRun, what: str) -> None:
@@ -487,7 +436,7 @@ def table_rows(flow: dict[str, Any]) -> list[tuple[str, str, str]]:
     """Return the pipeline's rows of the bench table: label, value, note."""
     rate = flow["records_per_s"]
     rounds = f"median of {flow['repeat']}"
-    rows = [
+    return [
         (
             "(p) tap alone, to /dev/null: records/s",
             f"{rate['tap']:,.0f}",
@@ -511,12 +460,3 @@ def table_rows(flow: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"target >= 2.5; rounds {flow['all_tuned_over_default']}",
         ),
     ]
-    if "pipeline_batch" in rate:
-        rows += [
-            (
-                "(p) meltano run, meltano.yml + batch_config",
-                f"{rate['pipeline_batch']:,.0f}",
-                f"{flow['batch_over_tuned']:.2f}x meltano.yml without batch",
-            )
-        ]
-    return rows
