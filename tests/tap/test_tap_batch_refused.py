@@ -57,6 +57,18 @@ def test_any_batch_config_key_is_refused(value: object) -> None:
         TapOnePassword(config={"token": "x.y.z", "batch_config": value})
 
 
+def test_a_tap_made_without_config_checks_still_refuses_to_sync(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """Embedding code can skip the check at construction; the sync itself still refuses."""
+    config = {**tap_config(emulator), "batch_config": batch_config(tmp_path)}
+    tap = TapOnePassword(config=config, validate_config=False)
+    with pytest.raises(ConfigError, match=REFUSAL):
+        tap.sync_all()
+    assert emulator.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_batch_capability_is_not_advertised(tmp_path: Path) -> None:
     result = run_cli("--about", "--format=json", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
