@@ -54,7 +54,8 @@ def test_plugins_install_from_pypi_alone() -> None:
     """No plugin asks Meltano Hub (`variant:`); every one is pinned and names its program."""
     plugins = [plugin for kind in project()["plugins"].values() for plugin in kind]
     assert {plugin["name"] for plugin in plugins} == {
-        "tap-onepassword", "target-jsonl", "target-postgres"}
+        "tap-onepassword", "target-jsonl", "target-postgres", "target-duckdb",
+        "dbt-postgres", "dbt-duckdb"}
     for plugin in plugins:
         assert "variant" not in plugin, plugin["name"]
         assert plugin["namespace"], plugin["name"]
@@ -67,7 +68,11 @@ def test_environments_job_and_hourly_schedule() -> None:
     meltano = project()
     assert [env["name"] for env in meltano["environments"]] == ["dev", "test"]
     jobs = {job["name"]: job["tasks"] for job in meltano["jobs"]}
-    assert jobs == {"onepassword-to-postgres": ["tap-onepassword target-postgres"]}
+    postgres_job = "tap-onepassword target-postgres dbt-postgres:run dbt-postgres:test dbt-postgres:freshness"
+    assert jobs == {
+        "onepassword-to-postgres": [postgres_job],
+        "onepassword-to-duckdb": ["tap-onepassword target-duckdb dbt-duckdb:run dbt-duckdb:test"],
+    }
     (schedule,) = meltano["schedules"]
     assert schedule["interval"] == "@hourly"
     assert schedule["job"] == "onepassword-to-postgres"
@@ -76,4 +81,4 @@ def test_environments_job_and_hourly_schedule() -> None:
     assert done.returncode == 0, done.stderr
     (listed,) = json.loads(done.stdout)["schedules"]["job"]
     assert listed["cron_interval"] == "0 * * * *"
-    assert listed["job"]["tasks"] == ["tap-onepassword target-postgres"]
+    assert listed["job"]["tasks"] == [postgres_job]

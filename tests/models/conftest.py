@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from e2e.conftest import (  # noqa: E402 - the shared end-to-end fixtures live one folder up
+from e2e.conftest import (
     MELTANO,
     PROJECT_ROOT,
     MeltanoProject,
@@ -31,7 +27,7 @@ from e2e.conftest import (  # noqa: E402 - the shared end-to-end fixtures live o
     tap_env,
 )
 
-from tap_onepassword.emulator import Emulator  # noqa: E402
+from tap_onepassword.emulator import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
