@@ -77,6 +77,7 @@ class JobRun:
     result: MeltanoResult
     conninfo: str = ""
     duckdb_path: Path | None = None
+    meltano: MeltanoProject | None = None
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +103,22 @@ def postgres_job(
     })
     try:
         result = meltano.run("run", "onepassword-to-postgres", timeout=900)
-        yield JobRun(emulator, result, conninfo=postgres_cluster.conninfo(database))
+        yield JobRun(emulator, result, conninfo=postgres_cluster.conninfo(database),
+                     meltano=meltano)
     finally:
         emulator.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def duckdb_job(
     meltano_installed: None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[JobRun]:
-    """Run the job `onepassword-to-duckdb` (tap, target-duckdb, dbt run, test) into one file."""
+    """Run the job `onepassword-to-duckdb` (tap, target-duckdb, dbt run, test) into one file.
+
+    Shared by the DuckDB and report tests, which only read it (a test that changes data works
+    on a copy).
+    """
     del meltano_installed
     tmp = tmp_path_factory.mktemp("duckdb-job")
     meltano = isolated_meltano(tmp)
@@ -122,7 +128,7 @@ def duckdb_job(
     meltano.env.update({"TARGET_DUCKDB_PATH": str(path), "DBT_DUCKDB_PATH": str(path)})
     try:
         result = meltano.run("run", "onepassword-to-duckdb", timeout=900)
-        yield JobRun(emulator, result, duckdb_path=path)
+        yield JobRun(emulator, result, duckdb_path=path, meltano=meltano)
     finally:
         emulator.stop()
 
