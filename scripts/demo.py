@@ -1,4 +1,4 @@
-"""`make demo`: the real job `meltano run onepassword-to-duckdb` against the emulator, then the report.
+"""`make demo`: the job `meltano run onepassword-to-duckdb` against the emulator, then a report.
 
 Starts the 1Password Events API emulator on a free loopback port (with a few events from the
 last minutes, so "today" has some), points tap-onepassword at its three accounts through
@@ -11,7 +11,7 @@ gives the same kind of result and never touches the project's own state.
 """
 
 # A command-line script, not a module: it prints, and runs this project's own programs.
-# ruff: noqa: T201, INP001, S603
+# ruff: noqa: T201, INP001, S603, S608
 
 from __future__ import annotations
 
@@ -45,9 +45,18 @@ def say(message: str) -> None:
 def start_emulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Start the emulator and return the process and the JSON line it announces itself with."""
     process = subprocess.Popen(
-        [str(BIN / "tap-onepassword-emulator"), "--port", "0", "--seed", str(SEED),
-         "--events", str(EVENTS_PER_STREAM)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            str(BIN / "tap-onepassword-emulator"),
+            "--port",
+            "0",
+            "--seed",
+            str(SEED),
+            "--events",
+            str(EVENTS_PER_STREAM),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -70,24 +79,30 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 def meltano_env(emulator: dict[str, Any]) -> dict[str, str]:
     """Return the environment of the demo's Meltano commands: settings as a user would set them."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TAP_ONEPASSWORD_", "TARGET_DUCKDB_", "MELTANO_", "DBT_"))}
-    accounts = [{"name": account["name"], "token": account["token"]}
-                for account in emulator["accounts"]]
-    env.update({
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        "MELTANO_ENVIRONMENT": "dev",
-        "MELTANO_DATABASE_URI": f"sqlite:///{DEMO_DIR / 'meltano.db'}",
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "TAP_ONEPASSWORD_ACCOUNTS": json.dumps(accounts),
-        # The emulator's tokens name 127.0.0.1 as their host, which is no 1Password region:
-        # the base URL is given explicitly, as with a proxy or a test server.
-        "TAP_ONEPASSWORD_BASE_URL": emulator["base_url"],
-        "TARGET_DUCKDB_PATH": str(WAREHOUSE),
-        "DBT_DUCKDB_PATH": str(WAREHOUSE),
-        "DBT_TARGET_PATH": str(DEMO_DIR / "dbt-target"),
-        "DBT_LOG_PATH": str(DEMO_DIR / "dbt-logs"),
-    })
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TAP_ONEPASSWORD_", "TARGET_DUCKDB_", "MELTANO_", "DBT_"))
+    }
+    accounts = [
+        {"name": account["name"], "token": account["token"]} for account in emulator["accounts"]
+    ]
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_DATABASE_URI": f"sqlite:///{DEMO_DIR / 'meltano.db'}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "TAP_ONEPASSWORD_ACCOUNTS": json.dumps(accounts),
+            # The emulator's tokens name 127.0.0.1 as their host, which is no 1Password region:
+            # the base URL is given explicitly, as with a proxy or a test server.
+            "TAP_ONEPASSWORD_BASE_URL": emulator["base_url"],
+            "TARGET_DUCKDB_PATH": str(WAREHOUSE),
+            "DBT_DUCKDB_PATH": str(WAREHOUSE),
+            "DBT_TARGET_PATH": str(DEMO_DIR / "dbt-target"),
+            "DBT_LOG_PATH": str(DEMO_DIR / "dbt-logs"),
+        }
+    )
     return env
 
 
@@ -95,11 +110,15 @@ def add_recent_events(emulator: dict[str, Any]) -> None:
     """Have the emulator ingest a few events per stream now (its control API)."""
     for account in emulator["accounts"]:
         for feature in account["features"]:
-            body = json.dumps({"account": account["name"], "feature": feature,
-                               "count": RECENT_EVENTS}).encode()
+            body = json.dumps(
+                {"account": account["name"], "feature": feature, "count": RECENT_EVENTS}
+            ).encode()
             request = urllib.request.Request(  # noqa: S310 - the emulator on loopback
-                f"{emulator['base_url']}/_emulator/events", data=body, method="POST",
-                headers={"Content-Type": "application/json"})
+                f"{emulator['base_url']}/_emulator/events",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=30):  # noqa: S310
                 pass
 
@@ -122,11 +141,15 @@ def summarise() -> None:
     for stream, total, detail in rows:
         print(f"   {stream:<{width}}  {total:>7}  {detail}")
     print()
-    print(f"   warehouse: {WAREHOUSE.relative_to(ROOT)} (raw streams in schema onepassword, models "
-          "in onepassword_staging, onepassword_marts, onepassword_lookups)")
+    print(
+        f"   warehouse: {WAREHOUSE.relative_to(ROOT)} (raw streams in schema onepassword, models "
+        "in onepassword_staging, onepassword_marts, onepassword_lookups)"
+    )
     print(f"   log:       {(DEMO_DIR / 'meltano.log').relative_to(ROOT)}")
-    print(f"   state:     kept by Meltano under the ID {STATE_ID} in "
-          f"{(DEMO_DIR / 'meltano.db').relative_to(ROOT)}")
+    print(
+        f"   state:     kept by Meltano under the ID {STATE_ID} in "
+        f"{(DEMO_DIR / 'meltano.db').relative_to(ROOT)}"
+    )
     print()
 
 
@@ -146,8 +169,10 @@ def main() -> int:
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True)
 
-    say(f"starting the 1Password Events API emulator "
-        f"(seed {SEED}, {EVENTS_PER_STREAM} events per stream and account)")
+    say(
+        f"starting the 1Password Events API emulator "
+        f"(seed {SEED}, {EVENTS_PER_STREAM} events per stream and account)"
+    )
     emulator_process, emulator = start_emulator()
     tokens = [account["token"] for account in emulator["accounts"]]
     try:
@@ -157,14 +182,19 @@ def main() -> int:
         )
         say(f"emulator on {emulator['base_url']} with accounts {names}")
         add_recent_events(emulator)
-        say("running: meltano run onepassword-to-duckdb "
-            "(tap-onepassword target-duckdb dbt-duckdb:run dbt-duckdb:test)")
+        say(
+            "running: meltano run onepassword-to-duckdb "
+            "(tap-onepassword target-duckdb dbt-duckdb:run dbt-duckdb:test)"
+        )
         started = time.monotonic()
         log_path = DEMO_DIR / "meltano.log"
         with log_path.open("w") as log:
             done = subprocess.run(
                 [str(BIN / "meltano"), "run", "onepassword-to-duckdb"],
-                cwd=ROOT, env=meltano_env(emulator), stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=meltano_env(emulator),
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 check=False,
             )
         log_text = log_path.read_text()
@@ -183,8 +213,17 @@ def main() -> int:
         say("emulator stopped")
     say("writing the report: scripts/report.py")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "report.py"), "--duckdb", str(WAREHOUSE),
-         "--out", str(REPORT)], cwd=ROOT, check=False)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "report.py"),
+            "--duckdb",
+            str(WAREHOUSE),
+            "--out",
+            str(REPORT),
+        ],
+        cwd=ROOT,
+        check=False,
+    )
     return done.returncode
 
 

@@ -9,8 +9,9 @@ path and three answers (failed sign-ins today, top country of failed sign-ins, m
 item).
 """
 
-# A command-line script, not a module: it prints.
-# ruff: noqa: T201, INP001
+# A command-line script, not a module: it prints. Its SQL is built from this file's own
+# constants (schema names, limits), never from input: values go in as parameters.
+# ruff: noqa: T201, INP001, S608
 
 from __future__ import annotations
 
@@ -27,8 +28,21 @@ STAGING = "onepassword_staging"
 MARTS = "onepassword_marts"
 DAYS = 30
 TOP = 10
-PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777",
-           "#65a30d", "#475569", "#ea580c", "#0d9488", "#9333ea")
+LABEL_CHARS = 34
+PALETTE = (
+    "#2563eb",
+    "#dc2626",
+    "#16a34a",
+    "#d97706",
+    "#7c3aed",
+    "#0891b2",
+    "#db2777",
+    "#65a30d",
+    "#475569",
+    "#ea580c",
+    "#0d9488",
+    "#9333ea",
+)
 OUTCOME_COLOURS = {"success": "#16a34a", "failure": "#dc2626", "unknown": "#94a3b8"}
 
 
@@ -80,19 +94,34 @@ class Chart:
     legend: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _text(x: float, y: float, label: object, *, anchor: str = "start", size: int = 12,
-          colour: str = "#334155") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill="{colour}" '
-            f'text-anchor="{anchor}">{html.escape(str(label))}</text>')
+def _text(  # noqa: PLR0913 - position, text and three keyword-only styles
+    x: float,
+    y: float,
+    label: object,
+    *,
+    anchor: str = "start",
+    size: int = 12,
+    colour: str = "#334155",
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" fill="{colour}" '
+        f'text-anchor="{anchor}">{html.escape(str(label))}</text>'
+    )
 
 
 def _empty(width: int) -> str:
-    return (f'<svg width="{width}" height="60" viewBox="0 0 {width} 60" role="img">'
-            f'{_text(width / 2, 35, "no events", anchor="middle")}</svg>')
+    return (
+        f'<svg width="{width}" height="60" viewBox="0 0 {width} 60" role="img">'
+        f"{_text(width / 2, 35, 'no events', anchor='middle')}</svg>"
+    )
 
 
-def horizontal_bars(rows: list[tuple[str, dict[str, int]]], series: list[str],
-                    colours: dict[str, str], width: int = 560) -> tuple[str, int]:
+def horizontal_bars(
+    rows: list[tuple[str, dict[str, int]]],
+    series: list[str],
+    colours: dict[str, str],
+    width: int = 560,
+) -> tuple[str, int]:
     """Return an SVG of one stacked horizontal bar per row, and how many bar segments it has."""
     if not rows:
         return _empty(width), 0
@@ -103,7 +132,7 @@ def horizontal_bars(rows: list[tuple[str, dict[str, int]]], series: list[str],
     parts_svg, bars = [], 0
     for index, (label, parts) in enumerate(rows):
         y = 5 + index * (bar_height + gap)
-        short = label if len(label) <= 34 else label[:33] + "…"
+        short = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
         parts_svg.append(_text(label_width - 8, y + 13, short, anchor="end"))
         x = float(label_width)
         for name in series:
@@ -114,16 +143,25 @@ def horizontal_bars(rows: list[tuple[str, dict[str, int]]], series: list[str],
             parts_svg.append(
                 f'<rect class="bar" x="{x:.1f}" y="{y}" width="{length:.1f}" height="{bar_height}"'
                 f' fill="{colours[name]}"><title>{html.escape(f"{label}: {name} {value}")}'
-                "</title></rect>")
+                "</title></rect>"
+            )
             x += length
             bars += 1
         parts_svg.append(_text(x + 6, y + 13, sum(parts.values())))
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-            + "".join(parts_svg) + "</svg>"), bars
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+        + "".join(parts_svg)
+        + "</svg>"
+    ), bars
 
 
-def stacked_columns(days: list[date], counts: dict[tuple[date, str], int], series: list[str],
-                    colours: dict[str, str], width: int = 1140) -> tuple[str, int]:
+def stacked_columns(
+    days: list[date],
+    counts: dict[tuple[date, str], int],
+    series: list[str],
+    colours: dict[str, str],
+    width: int = 1140,
+) -> tuple[str, int]:
     """Return an SVG of one stacked column per day, and how many column segments it has."""
     if not counts:
         return _empty(width), 0
@@ -134,8 +172,9 @@ def stacked_columns(days: list[date], counts: dict[tuple[date, str], int], serie
     out, bars = [], 0
     for fraction in (0, 0.5, 1):
         y = top + plot_height * (1 - fraction)
-        out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" '
-                   'stroke="#e2e8f0"/>')
+        out.append(
+            f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e2e8f0"/>'
+        )
         out.append(_text(left - 6, y + 4, round(peak * fraction), anchor="end", size=11))
     for index, day in enumerate(days):
         x = left + index * step + step * 0.15
@@ -149,19 +188,32 @@ def stacked_columns(days: list[date], counts: dict[tuple[date, str], int], serie
             out.append(
                 f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" '
                 f'height="{bar:.1f}" fill="{colours[name]}">'
-                f"<title>{day.isoformat()}: {name} {value}</title></rect>")
+                f"<title>{day.isoformat()}: {name} {value}</title></rect>"
+            )
             bars += 1
         if index % 5 == 0 or index == len(days) - 1:
-            out.append(_text(x + step * 0.35, height - bottom + 16, day.strftime("%d %b"),
-                             anchor="middle", size=11))
-    return (f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
-            + "".join(out) + "</svg>"), bars
+            out.append(
+                _text(
+                    x + step * 0.35,
+                    height - bottom + 16,
+                    day.strftime("%d %b"),
+                    anchor="middle",
+                    size=11,
+                )
+            )
+    return (
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+        + "".join(out)
+        + "</svg>"
+    ), bars
 
 
 def colours_for(names: list[str]) -> dict[str, str]:
     """Give each series name a colour, outcomes their usual ones."""
-    return {name: OUTCOME_COLOURS.get(name, PALETTE[index % len(PALETTE)])
-            for index, name in enumerate(names)}
+    return {
+        name: OUTCOME_COLOURS.get(name, PALETTE[index % len(PALETTE)])
+        for index, name in enumerate(names)
+    }
 
 
 def grouped(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[str, dict[str, int]]], list[str]]:
@@ -180,20 +232,30 @@ def grouped(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[str, dict[str, int]
 
 def outcomes_per_day(db: Warehouse) -> Chart:
     """Sign-in attempts per UTC day over the last DAYS days of data, by outcome."""
-    ((latest,),) = db.rows(f"SELECT max(event_date_utc) FROM {STAGING}.stg_onepassword__sign_in_attempts")
+    ((latest,),) = db.rows(
+        f"SELECT max(event_date_utc) FROM {STAGING}.stg_onepassword__sign_in_attempts"
+    )
     latest = latest or datetime.now(timezone.utc).date()
     days = [latest - timedelta(days=offset) for offset in range(DAYS - 1, -1, -1)]
     rows = db.rows(
         f"SELECT event_date_utc, outcome, count(*) FROM {STAGING}.stg_onepassword__sign_in_attempts"
-        " WHERE event_date_utc >= %s GROUP BY 1, 2", days[0])
+        " WHERE event_date_utc >= %s GROUP BY 1, 2",
+        days[0],
+    )
     counts = {(day, str(outcome)): int(count) for day, outcome, count in rows}
-    series = [name for name in ("success", "failure", "unknown")
-              if any(key[1] == name for key in counts)]
+    series = [
+        name for name in ("success", "failure", "unknown") if any(key[1] == name for key in counts)
+    ]
     colours = colours_for(series)
     svg, bars = stacked_columns(days, counts, series, colours)
-    return Chart("chart-sign-in-outcomes", "Sign-in outcomes per day (UTC)",
-                 f"Last {DAYS} days of data; a report-only firewall match counts as a success.",
-                 svg, bars, [(name, colours[name]) for name in series])
+    return Chart(
+        "chart-sign-in-outcomes",
+        "Sign-in outcomes per day (UTC)",
+        f"Last {DAYS} days of data; a report-only firewall match counts as a success.",
+        svg,
+        bars,
+        [(name, colours[name]) for name in series],
+    )
 
 
 def failed_by(db: Warehouse, column: str, chart_id: str, title: str) -> Chart:
@@ -213,12 +275,18 @@ def failed_by(db: Warehouse, column: str, chart_id: str, title: str) -> Chart:
     bars_rows, series = grouped(rows)
     colours = colours_for(series)
     svg, bars = horizontal_bars(bars_rows, series, colours)
-    return Chart(chart_id, title, f"Top {TOP}, all time, coloured by account.", svg, bars,
-                 [(name, colours[name]) for name in series])
+    return Chart(
+        chart_id,
+        title,
+        f"Top {TOP}, all time, coloured by account.",
+        svg,
+        bars,
+        [(name, colours[name]) for name in series],
+    )
 
 
 def revealed_items(db: Warehouse) -> Chart:
-    """The items revealed or copied most, by action."""
+    """Chart the items revealed or copied most, by action."""
     rows = db.rows(f"""
         WITH uses AS (
             SELECT item_uuid, action FROM {STAGING}.stg_onepassword__item_usages
@@ -234,9 +302,14 @@ def revealed_items(db: Warehouse) -> Chart:
     bars_rows, series = grouped(rows)
     colours = colours_for(series)
     svg, bars = horizontal_bars(bars_rows, series, colours)
-    return Chart("chart-revealed-items", "Most revealed or copied items",
-                 "Item UUIDs (the API returns no item names); reveal and secure-copy.", svg, bars,
-                 [(name, colours[name]) for name in series])
+    return Chart(
+        "chart-revealed-items",
+        "Most revealed or copied items",
+        "Item UUIDs (the API returns no item names); reveal and secure-copy.",
+        svg,
+        bars,
+        [(name, colours[name]) for name in series],
+    )
 
 
 def audit_by_kind(db: Warehouse) -> Chart:
@@ -250,9 +323,14 @@ def audit_by_kind(db: Warehouse) -> Chart:
     bars_rows, series = grouped(rows)
     colours = colours_for(series)
     svg, bars = horizontal_bars(bars_rows, series, colours)
-    return Chart("chart-audit-actions", "Audit actions by kind",
-                 "Kinds from the audit-action lookup, coloured by account.", svg, bars,
-                 [(name, colours[name]) for name in series])
+    return Chart(
+        "chart-audit-actions",
+        "Audit actions by kind",
+        "Kinds from the audit-action lookup, coloured by account.",
+        svg,
+        bars,
+        [(name, colours[name]) for name in series],
+    )
 
 
 def events_per_account(db: Warehouse) -> Chart:
@@ -263,29 +341,42 @@ def events_per_account(db: Warehouse) -> Chart:
     bars_rows, series = grouped(rows)
     colours = colours_for(series)
     svg, bars = horizontal_bars(bars_rows, series, colours, width=1140)
-    return Chart("chart-per-account", "Events per account",
-                 "Every stream, all time; the account UUID comes from introspection.", svg, bars,
-                 [(name, colours[name]) for name in series])
+    return Chart(
+        "chart-per-account",
+        "Events per account",
+        "Every stream, all time; the account UUID comes from introspection.",
+        svg,
+        bars,
+        [(name, colours[name]) for name in series],
+    )
 
 
 def headline(db: Warehouse) -> list[tuple[str, str]]:
-    """The three answers the demo ends with."""
+    """Return the three answers the demo ends with."""
     today = datetime.now(timezone.utc).date()
     ((failed_today,),) = db.rows(
         f"SELECT count(*) FROM {STAGING}.stg_onepassword__sign_in_attempts "
-        "WHERE NOT is_success AND event_date_utc = %s", today)
+        "WHERE NOT is_success AND event_date_utc = %s",
+        today,
+    )
     country = db.rows(
         f"SELECT country_code, count(*) FROM {STAGING}.stg_onepassword__sign_in_attempts "
-        "WHERE NOT is_success GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1")
+        "WHERE NOT is_success GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+    )
     item = db.rows(
         f"SELECT item_uuid, vault_uuid, count(*) FROM {STAGING}.stg_onepassword__item_usages "
-        "WHERE action = 'reveal' GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 1")
+        "WHERE action = 'reveal' GROUP BY 1, 2 ORDER BY 3 DESC, 1 LIMIT 1"
+    )
     return [
         ("Failed sign-ins today (UTC)", f"{failed_today}"),
-        ("Top country of failed sign-ins",
-         f"{country[0][0]} ({country[0][1]} failures)" if country else "none"),
-        ("Most revealed item",
-         f"{item[0][0]} in vault {item[0][1]} ({item[0][2]} reveals)" if item else "none"),
+        (
+            "Top country of failed sign-ins",
+            f"{country[0][0]} ({country[0][1]} failures)" if country else "none",
+        ),
+        (
+            "Most revealed item",
+            f"{item[0][0]} in vault {item[0][1]} ({item[0][2]} reveals)" if item else "none",
+        ),
     ]
 
 
@@ -313,7 +404,10 @@ MEASURE = """
 for (const figure of document.querySelectorAll("figure.chart")) {
   const box = figure.querySelector("svg").getBoundingClientRect();
   const drawn = [...figure.querySelectorAll("rect.bar")]
-    .filter((bar) => { const b = bar.getBoundingClientRect(); return b.width > 0 && b.height > 0; });
+    .filter((bar) => {
+      const b = bar.getBoundingClientRect();
+      return b.width > 0 && b.height > 0;
+    });
   figure.dataset.renderedWidth = Math.round(box.width);
   figure.dataset.renderedHeight = Math.round(box.height);
   figure.dataset.renderedBars = drawn.length;
@@ -324,16 +418,21 @@ for (const figure of document.querySelectorAll("figure.chart")) {
 def render_page(charts: list[Chart], answers: list[tuple[str, str]], source: str) -> str:
     """Return the whole HTML page."""
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    answer_html = "".join(f'<div class="answer"><b>{html.escape(label)}</b>{html.escape(value)}'
-                          "</div>" for label, value in answers)
+    answer_html = "".join(
+        f'<div class="answer"><b>{html.escape(label)}</b>{html.escape(value)}</div>'
+        for label, value in answers
+    )
     figures = []
     for chart in charts:
-        legend = "".join(f'<span><i style="background:{colour}"></i>{html.escape(name)}</span>'
-                         for name, colour in chart.legend)
+        legend = "".join(
+            f'<span><i style="background:{colour}"></i>{html.escape(name)}</span>'
+            for name, colour in chart.legend
+        )
         figures.append(
             f'<figure class="chart" id="{chart.chart_id}" data-bars="{chart.bars}">'
             f"<h2>{html.escape(chart.title)}</h2><p>{html.escape(chart.note)}</p>"
-            f'<div class="legend">{legend}</div>{chart.svg}</figure>')
+            f'<div class="legend">{legend}</div>{chart.svg}</figure>'
+        )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>1Password events report</title>"
@@ -366,15 +465,25 @@ def main(argv: list[str] | None = None) -> int:
     """Write the report and print its path and the three answers."""
     parser = argparse.ArgumentParser(prog="report", description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--duckdb", type=Path, default=ROOT / "output" / "warehouse.duckdb",
-                        help="DuckDB file with the models (default output/warehouse.duckdb)")
-    source.add_argument("--postgres", metavar="CONNINFO",
-                        help="libpq connection string of the PostgreSQL database instead")
-    parser.add_argument("--out", type=Path, default=ROOT / "output" / "report.html",
-                        help="the HTML file to write (default output/report.html)")
+    source.add_argument(
+        "--duckdb",
+        type=Path,
+        default=ROOT / "output" / "warehouse.duckdb",
+        help="DuckDB file with the models (default output/warehouse.duckdb)",
+    )
+    source.add_argument(
+        "--postgres",
+        metavar="CONNINFO",
+        help="libpq connection string of the PostgreSQL database instead",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "output" / "report.html",
+        help="the HTML file to write (default output/report.html)",
+    )
     args = parser.parse_args(argv)
-    db = (Warehouse(conninfo=args.postgres) if args.postgres
-          else Warehouse(duckdb_path=args.duckdb))
+    db = Warehouse(conninfo=args.postgres) if args.postgres else Warehouse(duckdb_path=args.duckdb)
     try:
         answers = build_report(db, args.out)
     finally:

@@ -29,7 +29,8 @@ NETWORK_PREFIX = "203.0.113."
 TOP = 5
 
 _QUESTION = re.compile(
-    r"^\s*(\d+)\. \*\*(.+?)\*\*[^\n]*\n\n\s*```sql\n\s*(.+?)\n\s*```", re.MULTILINE | re.DOTALL)
+    r"^\s*(\d+)\. \*\*(.+?)\*\*[^\n]*\n\n\s*```sql\n\s*(.+?)\n\s*```", re.MULTILINE | re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ def readme_questions() -> dict[int, Question]:
     """Return the README's numbered questions with their SQL, by number."""
     readme = (PROJECT_ROOT / "README.md").read_text()
     section = readme.split("### Ten questions, one query each", 1)[1].split("\n### ", 1)[0]
-    found = {int(number): Question(int(number), text, sql.strip().rstrip(";"))
-             for number, text, sql in _QUESTION.findall(section)}
+    found = {
+        int(number): Question(int(number), text, sql.strip().rstrip(";"))
+        for number, text, sql in _QUESTION.findall(section)
+    }
     assert sorted(found) == list(range(1, 11)), f"the README lists questions {sorted(found)}"
     return found
 
@@ -56,7 +59,7 @@ def utc_instant(timestamp: str) -> datetime:
     head, _, rest = timestamp.partition(".")
     if rest:
         digits = "".join(ch for ch in rest if ch.isdigit())
-        timestamp = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
+        timestamp = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits) :]}"
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
@@ -77,8 +80,9 @@ class Event:
     @property
     def ip(self) -> str | None:
         """The IP address the event came from (client, or the audit session's)."""
-        holder = self.body.get("session") if self.stream == "audit_events" else self.body.get(
-            "client")
+        holder = (
+            self.body.get("session") if self.stream == "audit_events" else self.body.get("client")
+        )
         return (holder or {}).get("ip" if self.stream == "audit_events" else "ip_address")
 
 
@@ -106,8 +110,9 @@ class Expected:
         self.sign_ins = [event for event in events if event.stream == "sign_in_attempts"]
         self.usages = [event for event in events if event.stream == "item_usages"]
         self.audits = [event for event in events if event.stream == "audit_events"]
-        self.failed = [event for event in self.sign_ins
-                       if event.body["category"] not in SUCCESS_CATEGORIES]
+        self.failed = [
+            event for event in self.sign_ins if event.body["category"] not in SUCCESS_CATEGORIES
+        ]
 
     def last_hour(self, now: datetime) -> dict[str, int]:
         """Question 1: events per stream after `now` minus one hour."""
@@ -128,25 +133,39 @@ class Expected:
 
     def without_mfa(self) -> list[tuple[Any, int]]:
         """Question 5: successes with credentials only (type credentials_ok), per account."""
-        return sorted(Counter(
-            event.account_name for event in self.sign_ins
-            if event.body["category"] == "success" and event.body["type"] == "credentials_ok"
-        ).items())
+        return sorted(
+            Counter(
+                event.account_name
+                for event in self.sign_ins
+                if event.body["category"] == "success" and event.body["type"] == "credentials_ok"
+            ).items()
+        )
 
     def revealed_or_copied(self) -> list[tuple[Any, int]]:
         """Question 6."""
-        return top(Counter(event.body["item_uuid"] for event in self.usages
-                           if event.body["action"] in {"reveal", "secure-copy"}))
+        return top(
+            Counter(
+                event.body["item_uuid"]
+                for event in self.usages
+                if event.body["action"] in {"reveal", "secure-copy"}
+            )
+        )
 
     def exposures_by_user(self) -> list[tuple[Any, int]]:
         """Question 7."""
-        return top(Counter(event.body["user"]["email"] for event in self.usages
-                           if event.body["action"] in SECRET_EXPOSURES))
+        return top(
+            Counter(
+                event.body["user"]["email"]
+                for event in self.usages
+                if event.body["action"] in SECRET_EXPOSURES
+            )
+        )
 
     def vault_access(self) -> list[tuple[Any, ...]]:
         """Question 8: grants and revocations of user or group vault access."""
         counts = Counter(
-            (event.account_name, event.body["action"]) for event in self.audits
+            (event.account_name, event.body["action"])
+            for event in self.audits
             if event.body["action"] in {"grant", "revoke"}
             and event.body["object_type"] in {"uva", "gva"}
         )
@@ -158,16 +177,25 @@ class Expected:
 
     def from_network(self) -> list[tuple[Any, int]]:
         """Question 10: events per stream whose source IP is in 203.0.113.0/24."""
-        return sorted(Counter(event.stream for event in self.events
-                              if (event.ip or "").startswith(NETWORK_PREFIX)).items())
+        return sorted(
+            Counter(
+                event.stream for event in self.events if (event.ip or "").startswith(NETWORK_PREFIX)
+            ).items()
+        )
 
     def first_seen_countries(self) -> dict[tuple[str, str], str]:
         """Per (account UUID, user UUID), the location country of the earliest located event."""
         earliest: dict[tuple[str, str], tuple[datetime, str]] = {}
         for event in self.events:
             country = (event.body.get("location") or {}).get("country")
-            person = event.body.get({"sign_in_attempts": "target_user", "item_usages": "user"}
-                                    .get(event.stream, "actor_details")) or {}
+            person = (
+                event.body.get(
+                    {"sign_in_attempts": "target_user", "item_usages": "user"}.get(
+                        event.stream, "actor_details"
+                    )
+                )
+                or {}
+            )
             if not country or not person.get("uuid"):
                 continue
             key = (event.account_uuid, person["uuid"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -31,8 +30,8 @@ from tap_onepassword.emulator import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-__all__ = ["meltano_installed", "postgres_cluster"]
 
 SEED = 131
 EVENTS_PER_STREAM = 400
@@ -48,15 +47,17 @@ def isolated_meltano(tmp: Path) -> MeltanoProject:
         (sys_dir / kind).symlink_to(PROJECT_ROOT / ".meltano" / kind, target_is_directory=True)
     env = _clean_environ()
     env = {key: value for key, value in env.items() if not key.startswith("DBT_")}
-    env.update({
-        "MELTANO_ENVIRONMENT": "test",
-        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
-        "MELTANO_DATABASE_URI": f"sqlite:///{sys_dir / 'meltano.db'}",
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        # dbt's compiled SQL and logs stay with the test, not in the checkout.
-        "DBT_TARGET_PATH": str(tmp / "dbt-target"),
-        "DBT_LOG_PATH": str(tmp / "dbt-logs"),
-    })
+    env.update(
+        {
+            "MELTANO_ENVIRONMENT": "test",
+            "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+            "MELTANO_DATABASE_URI": f"sqlite:///{sys_dir / 'meltano.db'}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            # dbt's compiled SQL and logs stay with the test, not in the checkout.
+            "DBT_TARGET_PATH": str(tmp / "dbt-target"),
+            "DBT_LOG_PATH": str(tmp / "dbt-logs"),
+        }
+    )
     return MeltanoProject(env=env)
 
 
@@ -91,20 +92,24 @@ def postgres_job(
     tmp = tmp_path_factory.mktemp("postgres-job")
     meltano = isolated_meltano(tmp)
     emulator = started_emulator()
-    database = postgres_cluster.create_database(f"models_{os.getpid()}_{tmp.name[-8:]}".lower()
-                                                .replace("-", "_"))
+    database = postgres_cluster.create_database(
+        f"models_{os.getpid()}_{tmp.name[-8:]}".lower().replace("-", "_")
+    )
     meltano.env.update(tap_env(emulator, page_size=200))
-    meltano.env.update({
-        "TARGET_POSTGRES_HOST": postgres_cluster.host,
-        "TARGET_POSTGRES_PORT": str(postgres_cluster.port),
-        "TARGET_POSTGRES_USER": postgres_cluster.user,
-        "TARGET_POSTGRES_PASSWORD": postgres_cluster.password,
-        "TARGET_POSTGRES_DATABASE": database,
-    })
+    meltano.env.update(
+        {
+            "TARGET_POSTGRES_HOST": postgres_cluster.host,
+            "TARGET_POSTGRES_PORT": str(postgres_cluster.port),
+            "TARGET_POSTGRES_USER": postgres_cluster.user,
+            "TARGET_POSTGRES_PASSWORD": postgres_cluster.password,
+            "TARGET_POSTGRES_DATABASE": database,
+        }
+    )
     try:
         result = meltano.run("run", "onepassword-to-postgres", timeout=900)
-        yield JobRun(emulator, result, conninfo=postgres_cluster.conninfo(database),
-                     meltano=meltano)
+        yield JobRun(
+            emulator, result, conninfo=postgres_cluster.conninfo(database), meltano=meltano
+        )
     finally:
         emulator.stop()
 
@@ -138,4 +143,11 @@ def dump(result: MeltanoResult) -> str:
     return json.dumps(result.output[-6000:])[1:-1].replace("\\n", "\n")
 
 
-__all__ += ["MELTANO", "JobRun", "dump"]
+__all__ = [
+    "MELTANO",
+    "PROJECT_ROOT",
+    "JobRun",
+    "dump",
+    "meltano_installed",
+    "postgres_cluster",
+]

@@ -46,8 +46,10 @@ def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def test_every_event_lands_and_reaches_the_models(job: JobRun, expected: Expected) -> None:
     assert job.duckdb_path is not None
-    raw = sum(query(job.duckdb_path, f"SELECT count(*) FROM onepassword.{stream}")[0][0]
-              for stream in ("sign_in_attempts", "item_usages", "audit_events"))
+    raw = sum(
+        query(job.duckdb_path, f"SELECT count(*) FROM onepassword.{stream}")[0][0]
+        for stream in ("sign_in_attempts", "item_usages", "audit_events")
+    )
     assert raw == len(expected.events), "target-duckdb lost or duplicated events"
     (union,) = query(job.duckdb_path, "SELECT count(*) FROM onepassword_marts.onepassword__events")
     assert union == (len(expected.events),)
@@ -62,14 +64,18 @@ def test_failed_sign_ins_today(job: JobRun, expected: Expected) -> None:
     assert answer == expected.failed_on(today) > 0
 
 
-@pytest.mark.parametrize(("number", "method"), [
-    (4, "failures_by_country"),
-    (6, "revealed_or_copied"),
-    (8, "vault_access"),
-    (9, "per_account_uuid"),
-])
-def test_readme_answers_on_duckdb(job: JobRun, expected: Expected, number: int,
-                                  method: str) -> None:
+@pytest.mark.parametrize(
+    ("number", "method"),
+    [
+        (4, "failures_by_country"),
+        (6, "revealed_or_copied"),
+        (8, "vault_access"),
+        (9, "per_account_uuid"),
+    ],
+)
+def test_readme_answers_on_duckdb(
+    job: JobRun, expected: Expected, number: int, method: str
+) -> None:
     assert job.duckdb_path is not None
     answer = [tuple(row) for row in query(job.duckdb_path, readme_questions()[number].sql)]
     want = [tuple(row) for row in getattr(expected, method)()]
@@ -79,13 +85,16 @@ def test_readme_answers_on_duckdb(job: JobRun, expected: Expected, number: int,
 
 def test_source_ip_is_text_on_duckdb(job: JobRun, expected: Expected) -> None:
     assert job.duckdb_path is not None
-    rows = query(job.duckdb_path, """
+    rows = query(
+        job.duckdb_path,
+        """
         SELECT stream, count(*) FROM onepassword_marts.onepassword__events
-        WHERE source_ip LIKE '203.0.113.%' GROUP BY stream ORDER BY stream""")
+        WHERE source_ip LIKE '203.0.113.%' GROUP BY stream ORDER BY stream""",
+    )
     assert rows == expected.from_network()
 
 
-UNKNOWN_ROWS = {
+UNKNOWN_ROWS: dict[str, list[tuple[str, ...]]] = {
     # A category and type the lookup has never seen; a new type of a known category.
     "sign_in_attempts": [
         ("NEWCATEGORY0000000000000001", "brand_new_failed", "quantum_bad"),
@@ -108,20 +117,26 @@ def insert_unknown_codes(path: Path) -> None:
                 "INSERT INTO onepassword.sign_in_attempts (account_name, uuid, timestamp, "
                 "category, type, target_user, _sdc_batched_at) "
                 f"VALUES ('acme', ?, {now}, ?, ?, '{{\"email\": \"new@acme.example.com\"}}', "
-                f"{now})", [uuid, category, kind])
+                f"{now})",
+                [uuid, category, kind],
+            )
         for uuid, action in UNKNOWN_ROWS["item_usages"]:
             conn.execute(
                 "INSERT INTO onepassword.item_usages (account_name, uuid, timestamp, action, "
-                f"_sdc_batched_at) VALUES ('acme', ?, {now}, ?, {now})", [uuid, action])
+                f"_sdc_batched_at) VALUES ('acme', ?, {now}, ?, {now})",
+                [uuid, action],
+            )
         for uuid, action, object_type in UNKNOWN_ROWS["audit_events"]:
             conn.execute(
                 "INSERT INTO onepassword.audit_events (account_name, uuid, timestamp, action, "
                 f"object_type, _sdc_batched_at) VALUES ('acme', ?, {now}, ?, ?, {now})",
-                [uuid, action, object_type])
+                [uuid, action, object_type],
+            )
 
 
 def test_unknown_codes_flow_through_labelled_unknown(
-    job: JobRun, tmp_path_factory: pytest.TempPathFactory,
+    job: JobRun,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     assert job.duckdb_path is not None
     assert job.meltano is not None
@@ -138,27 +153,39 @@ def test_unknown_codes_flow_through_labelled_unknown(
     assert "Warning in test accepted_values" in rerun.output, dump(rerun)
 
     def row(table: str, columns: str, uuid: str) -> tuple[Any, ...]:
-        ((found),) = query(copy, f"SELECT {columns} FROM onepassword_staging.{table} "
-                                 f"WHERE event_uuid = '{uuid}'")
+        ((found),) = query(
+            copy, f"SELECT {columns} FROM onepassword_staging.{table} WHERE event_uuid = '{uuid}'"
+        )
         return tuple(found)
 
     # ... and every such event is kept, labelled unknown or by its category's default.
-    assert row("stg_onepassword__sign_in_attempts",
-               "outcome, is_success, failure_reason, ocsf_status_id",
-               "NEWCATEGORY0000000000000001") == (
-        "unknown", None, "unknown: brand_new_failed / quantum_bad", 0)
-    assert row("stg_onepassword__sign_in_attempts", "outcome, is_success, failure_reason",
-               "NEWTYPE00000000000000000001") == ("failure", False, "second factor failed")
-    assert row("stg_onepassword__item_usages",
-               "action_description, is_secret_exposure, ocsf_activity_id",
-               "NEWACTION000000000000000001") == ("unknown: teleport", None, 0)
-    assert row("stg_onepassword__audit_events",
-               "action_description, action_category, ocsf_class_uid, ocsf_activity_id",
-               "NEWAUDIT0000000000000000001") == (
-        "unknown: frobnicate on widget", "unknown", 3004, 0)
-    assert row("stg_onepassword__audit_events", "action_category",
-               "NEWOBJECT000000000000000001") == ("vault_access",)
+    assert row(
+        "stg_onepassword__sign_in_attempts",
+        "outcome, is_success, failure_reason, ocsf_status_id",
+        "NEWCATEGORY0000000000000001",
+    ) == ("unknown", None, "unknown: brand_new_failed / quantum_bad", 0)
+    assert row(
+        "stg_onepassword__sign_in_attempts",
+        "outcome, is_success, failure_reason",
+        "NEWTYPE00000000000000000001",
+    ) == ("failure", False, "second factor failed")
+    assert row(
+        "stg_onepassword__item_usages",
+        "action_description, is_secret_exposure, ocsf_activity_id",
+        "NEWACTION000000000000000001",
+    ) == ("unknown: teleport", None, 0)
+    assert row(
+        "stg_onepassword__audit_events",
+        "action_description, action_category, ocsf_class_uid, ocsf_activity_id",
+        "NEWAUDIT0000000000000000001",
+    ) == ("unknown: frobnicate on widget", "unknown", 3004, 0)
+    assert row(
+        "stg_onepassword__audit_events", "action_category", "NEWOBJECT000000000000000001"
+    ) == ("vault_access",)
     uuids = [entry[0] for entries in UNKNOWN_ROWS.values() for entry in entries]
-    found = query(copy, "SELECT count(*) FROM onepassword_marts.onepassword__events WHERE "
-                        f"event_uuid IN ({', '.join(repr(uuid) for uuid in uuids)})")
+    found = query(
+        copy,
+        "SELECT count(*) FROM onepassword_marts.onepassword__events WHERE "
+        f"event_uuid IN ({', '.join(repr(uuid) for uuid in uuids)})",
+    )
     assert found == [(len(uuids),)]
