@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .conftest import PROJECT_ROOT
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 STREAM_OF_FEATURE = {
     "signinattempts": "sign_in_attempts",

@@ -26,7 +26,7 @@ from e2e.conftest import (
     tap_env,
 )
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
