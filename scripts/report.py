@@ -28,7 +28,7 @@ STAGING = "onepassword_staging"
 MARTS = "onepassword_marts"
 DAYS = 30
 TOP = 10
-LABEL_CHARS = 34
+LABEL_CHARS = 30
 PALETTE = (
     "#2563eb",
     "#dc2626",
@@ -133,7 +133,7 @@ def horizontal_bars(
     for index, (label, parts) in enumerate(rows):
         y = 5 + index * (bar_height + gap)
         short = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
-        parts_svg.append(_text(label_width - 8, y + 13, short, anchor="end"))
+        parts_svg.append(_text(label_width - 8, y + 13, short, anchor="end", size=11))
         x = float(label_width)
         for name in series:
             value = parts.get(name, 0)
