@@ -51,7 +51,7 @@ class Warehouse:
 
     def __init__(self, *, duckdb_path: Path | None = None, conninfo: str | None = None) -> None:
         """Open the DuckDB file read-only, or connect to PostgreSQL."""
-        self.label = str(duckdb_path) if duckdb_path else "PostgreSQL"
+        self.label = f"DuckDB file {duckdb_path.name}" if duckdb_path else "PostgreSQL"
         self._duckdb = None
         self._postgres = None
         if duckdb_path is not None:
