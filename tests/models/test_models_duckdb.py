@@ -145,8 +145,19 @@ def test_unknown_codes_flow_through_labelled_unknown(
     insert_unknown_codes(copy)
     job.meltano.env["DBT_DUCKDB_PATH"] = str(copy)
     try:
-        # One dbt invocation: lookups, models and tests (dbt build), as `:run` then `:test` do.
-        rerun = job.meltano.run("invoke", "dbt-duckdb", "build", timeout=600)
+        # One dbt invocation that rebuilds and tests what reads the changed tables (the
+        # lookups are already in the copy).
+        rerun = job.meltano.run(
+            "invoke",
+            "dbt-duckdb",
+            "build",
+            "--select",
+            "staging",
+            "onepassword__events",
+            "--exclude-resource-type",
+            "seed",
+            timeout=600,
+        )
     finally:
         job.meltano.env["DBT_DUCKDB_PATH"] = str(job.duckdb_path)
     # Accepted values are warnings: new codes never fail the build or the tests...
