@@ -11,6 +11,7 @@ records, and only then moves the partition's cursor forward and writes a STATE m
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -20,16 +21,24 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
-from singer_sdk import RESTStream
+from singer_sdk import RESTStream, metrics
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
+from tap_onepassword.accountmetrics import (
+    AccountCounter,
+    AccountTimer,
+    TapMetric,
+    account_tags,
+    log_point,
+)
 from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
     CursorRejectedError,
+    TapOnePasswordError,
     redact_secrets,
 )
 from tap_onepassword.output import EncodedRecord, LeanRecordOutput, encode_record_into
@@ -44,7 +53,8 @@ from tap_onepassword.pages import (
     decode_page,
     retry_after_seconds,
 )
-from tap_onepassword.progress import Progress
+from tap_onepassword.progress import Progress, seconds_behind
+from tap_onepassword.runsummary import Outcome
 from tap_onepassword.settings import Account, Settings, retention_start
 from tap_onepassword.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
 
@@ -94,6 +104,8 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
         self._sessions: dict[str, requests.Session] = {}
         self._verify: dict[str, str | bool] = {}
         self._sessions_lock = threading.Lock()
+        self.record_counter = self.get_record_counter()
+        """The SDK's record counter of the sync under way (made again by each sync)."""
 
     @property
     def settings(self) -> Settings:
@@ -105,6 +117,39 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
     def url_base(self) -> str:
         # Each account has its own host; see get_url.
         return ""
+
+    @override
+    def get_record_counter(
+        self, *, endpoint: str | None = None, log_interval: float = metrics.DEFAULT_LOG_INTERVAL
+    ) -> AccountCounter:
+        # One record_count line per account, tagged with that account (see accountmetrics).
+        tags = {metrics.Tag.STREAM: self.name}
+        if endpoint:
+            tags[metrics.Tag.ENDPOINT] = endpoint
+        self.record_counter = AccountCounter(
+            metrics.Metric.RECORD_COUNT, tags, log_interval=log_interval
+        )
+        return self.record_counter
+
+    @override
+    def get_sync_timer(self) -> AccountTimer:
+        return AccountTimer(metrics.Metric.SYNC_DURATION, {metrics.Tag.STREAM: self.name})
+
+    def log_request_count(self, context: Context) -> int:
+        """Log `http_request_count` for a partition that ended, if it sent any request.
+
+        Args:
+            context: The partition context.
+
+        Returns:
+            The requests it sent (retries included).
+
+        """
+        requests_sent = self.tap.request_tally.take(self.name, context["account_name"])
+        if requests_sent:
+            tags = account_tags(self.name, context, endpoint=self.path)
+            log_point("counter", metrics.Metric.HTTP_REQUEST_COUNT, requests_sent, tags)
+        return requests_sent
 
     def account_of(self, context: Context | None) -> Account:
         """Find the account a partition context names.
@@ -235,6 +280,7 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
         decode: Callable[[requests.Response], T],
     ) -> T:
         self.tap.budget_for(account).acquire()
+        self.tap.request_tally.count(self.name, account.name)
         try:
             response = self.session_for(account).request(
                 request.method,
@@ -254,6 +300,7 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
                 "certificates (verification cannot be turned off)."
             )
             raise ApiResponseError(msg) from None
+        self.log_request_duration(account, response)
         if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             # Everyone on this token waits, not only this stream: the server counts them all.
             pause = retry_after_seconds(response)
@@ -264,6 +311,30 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
             )
         self.validate_response(response)
         return decode(response)
+
+    def log_request_duration(self, account: Account, response: requests.Response) -> None:
+        """Log the SDK's `http_request_duration` for one answer, tagged with its account.
+
+        Args:
+            account: The account asked.
+            response: Its answer.
+
+        """
+        status = (
+            metrics.Status.SUCCEEDED
+            if response.status_code < HTTPStatus.BAD_REQUEST
+            else metrics.Status.FAILED
+        )
+        tags = account_tags(
+            self.name,
+            {"account_name": account.name},
+            endpoint=self.path,
+            http_status_code=response.status_code,
+            status=status,
+        )
+        log_point(
+            "timer", metrics.Metric.HTTP_REQUEST_DURATION, response.elapsed.total_seconds(), tags
+        )
 
     @override
     def validate_response(self, response: requests.Response) -> None:
@@ -426,8 +497,6 @@ class EventStream(OnePasswordStream):
         self._known_fields = frozenset(self.schema["properties"])
         self._reported_fields: set[str] = set()
         self._reported_lock = threading.Lock()
-        self.finished: list[Progress] = []
-        """Progress of each account read in this run, for the summary."""
 
     @property
     @override
@@ -563,6 +632,7 @@ class EventStream(OnePasswordStream):
         assert context is not None
         access = self.tap.access(account)
         if self.feature not in access["features"]:
+            self.tap.run_summary.add(Outcome(self.name, account.name, "skipped"))
             self.logger.warning(
                 "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
                 "Issue a token with that feature to read these events.",
@@ -574,6 +644,28 @@ class EventStream(OnePasswordStream):
             return
         state = self.get_context_state(context)
         progress = Progress(self.logger, self.name, account.name)
+        try:
+            yield from self.read_partition(context, state, progress)
+        except TapOnePasswordError as exc:
+            self.end_partition(context, state, progress, failure=str(exc))
+            raise
+        self.end_partition(context, state, progress)
+
+    def read_partition(
+        self, context: Context, state: dict[str, Any], progress: Progress
+    ) -> Iterator[dict[str, Any]]:
+        """Yield a partition's records, first page to last, falling back after a rejected cursor.
+
+        Args:
+            context: The account's partition context.
+            state: The partition's writable state.
+            progress: Counts for progress lines.
+
+        Yields:
+            Records.
+
+        """
+        account = self.account_of(context)
         pages = self.tap.pages_ahead(self, context)
         if pages is None:
             pages = self.request_pages(context, self.first_request_body(state, account))
@@ -600,8 +692,50 @@ class EventStream(OnePasswordStream):
                 fallbacks += 1
                 fallback_from = newest
                 pages = self.request_pages(context, self.fall_back(state, account, rejected))
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
+
+    def end_partition(
+        self,
+        context: Context,
+        state: dict[str, Any],
+        progress: Progress,
+        failure: str | None = None,
+    ) -> None:
+        """Tell how a partition ended: its closing line, its metrics, its run outcome.
+
+        The closing line is INFO when the partition ran long enough to log progress, else
+        DEBUG, so a run of a thousand short accounts stays readable.
+
+        Args:
+            context: The account's partition context.
+            state: The partition's state.
+            progress: Its counts.
+            failure: Why it failed, when it did.
+
+        """
+        requests_sent = self.log_request_count(context)
+        newest = state.get("cursor_max_timestamp")
+        newest = newest if isinstance(newest, str) else None
+        lag = seconds_behind(newest, datetime.now(timezone.utc))
+        if lag is not None:
+            tags = account_tags(self.name, context)
+            log_point("gauge", TapMetric.EVENT_LAG, round(lag, 3), tags)
+        self.tap.run_summary.add(
+            Outcome(
+                self.name,
+                context["account_name"],
+                "failed" if failure is not None else "read",
+                records=progress.records,
+                pages=progress.pages,
+                requests=requests_sent,
+                seconds=round(progress.seconds, 3),
+                newest=newest,
+                reason=failure or "",
+            )
+        )
+        if failure is None:
+            self.logger.log(
+                logging.INFO if progress.logged else logging.DEBUG, "%s", progress.summary()
+            )
 
     def emit(
         self,
@@ -646,6 +780,7 @@ class EventStream(OnePasswordStream):
                     yield record
             self.commit_page(state, page, newest)
             progress.page_done(emitted, newest)
+            self.record_counter.log_if_due()
 
     def accepted_records(
         self, page: Page, account_name: str
@@ -900,13 +1035,9 @@ class EventStream(OnePasswordStream):
 
     @override
     def log_sync_costs(self) -> None:
-        # Called by the SDK for every stream at the end of the run: the run summary.
-        if self.finished:
-            self.logger.info(
-                "%s summary: %s",
-                self.name,
-                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
-            )
+        # Called by the SDK for every stream at the end of the run; the tap's run summary
+        # (RunSummary) tells each stream's totals once, in lines that do not grow with accounts.
+        return
 
 
 def _rfc3339_floor(instant: datetime) -> str:
@@ -920,5 +1051,3 @@ def _rfc3339_ceil(instant: datetime) -> str:
     if utc.microsecond:
         utc = utc.replace(microsecond=0) + timedelta(seconds=1)
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-

@@ -39,6 +39,25 @@ def describe_lag(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days"
 
 
+def seconds_behind(newest: str | None, now: datetime) -> float | None:
+    """Seconds between `now` and the newest event (None: no event, or an unreadable time).
+
+    Args:
+        newest: A normalised event timestamp, or None.
+        now: The present.
+
+    Returns:
+        Seconds, never negative, or None.
+
+    """
+    if newest is None:
+        return None
+    try:
+        return max((now - parse_timestamp(newest)).total_seconds(), 0.0)
+    except ValueError:
+        return None
+
+
 class Progress:
     """Counts records of one stream and account and logs progress lines."""
 
@@ -71,15 +90,16 @@ class Progress:
         self._now = now
         self._started = clock()
         self._last_log = self._started
+        self.logged = False
+        """Whether a progress line went out (then the closing line is worth INFO too)."""
 
     def _lag(self) -> str:
         if self.newest is None:
             return "no events yet"
-        try:
-            behind = (self._now() - parse_timestamp(self.newest)).total_seconds()
-        except ValueError:
+        behind = seconds_behind(self.newest, self._now())
+        if behind is None:
             return "newest event time unknown"
-        return f"newest event {describe_lag(max(behind, 0.0))} behind now"
+        return f"newest event {describe_lag(behind)} behind now"
 
     def _rate(self) -> float:
         elapsed = self._clock() - self._started
@@ -99,6 +119,7 @@ class Progress:
             self.newest = newest
         if self._clock() - self._last_log >= LOG_INTERVAL_SECONDS:
             self._last_log = self._clock()
+            self.logged = True
             self.logger.info(
                 "%s: %d records so far (%.0f records/s), %s",
                 self.label,
@@ -106,6 +127,11 @@ class Progress:
                 self._rate(),
                 self._lag(),
             )
+
+    @property
+    def seconds(self) -> float:
+        """Seconds since the partition started."""
+        return self._clock() - self._started
 
     def summary(self) -> str:
         """One line for the end of the stream and account.

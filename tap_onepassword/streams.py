@@ -11,6 +11,7 @@ from typing_extensions import override
 from tap_onepassword import schemas
 from tap_onepassword.client import EventStream, OnePasswordStream
 from tap_onepassword.pages import decode_object
+from tap_onepassword.runsummary import Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -77,7 +78,13 @@ class IntrospectionStream(OnePasswordStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        yield dict(self.tap.access(self.account_of(context)))
+        account = self.account_of(context)
+        yield dict(self.tap.access(account))
+        assert context is not None
+        requests_sent = self.log_request_count(context)
+        self.tap.run_summary.add(
+            Outcome(self.name, account.name, "read", records=1, requests=requests_sent)
+        )
 
     def introspect(self, account: Account) -> dict[str, Any]:
         """Network side: ask the API what the account's token may read.

@@ -6,6 +6,7 @@ import ctypes
 import gc
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,12 +18,14 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
+from tap_onepassword.accountmetrics import RequestTally
 from tap_onepassword.cli import OnePasswordCommand
 from tap_onepassword.client import EventStream
 from tap_onepassword.errors import ConfigError, TapOnePasswordError
 from tap_onepassword.output import SingerOutput, StateOutput
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.readahead import ReadAhead
+from tap_onepassword.runsummary import RunSummary, name_some
 from tap_onepassword.settings import Account, Settings, load_settings, schema_errors
 from tap_onepassword.streams import (
     AuditEventsStream,
@@ -32,7 +35,7 @@ from tap_onepassword.streams import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import PurePath
     from types import FrameType
 
@@ -266,6 +269,8 @@ class TapOnePassword(Tap):
         self._access_lock = threading.Lock()
         self._read_ahead: ReadAhead | None = None
         self._read_ahead_planned = False
+        self.request_tally = RequestTally()
+        """Requests sent per stream and account, for the request metrics."""
         try:
             super().__init__(
                 config=config,
@@ -291,6 +296,11 @@ class TapOnePassword(Tap):
         """The checked settings (raises ConfigError on the first problem)."""
         return load_settings(self.config, self.config_jsonschema)
 
+    @cached_property
+    def run_summary(self) -> RunSummary:
+        """Outcomes of this run's streams and accounts, told at its end."""
+        return RunSummary(self.logger)
+
     @override
     def discover_streams(self) -> list[Stream]:
         # The SDK syncs streams by name; whichever event stream comes first introspects every
@@ -305,6 +315,9 @@ class TapOnePassword(Tap):
         # one page makes thousands of short-lived dicts, which reference counting frees: with
         # the default threshold (700 new objects) a young collection ran several times a page.
         one_malloc_arena()
+        self.run_summary.planned = len(self.settings.accounts) * sum(
+            1 for stream in self.streams.values() if stream.selected
+        )
         gc.collect()
         gc.freeze()
         thresholds = gc.get_threshold()
@@ -316,6 +329,8 @@ class TapOnePassword(Tap):
                 self._read_ahead.close()
             if isinstance(self.message_writer, SingerOutput):
                 self.message_writer.flush()
+            self.run_summary.budget_waits = sum(budget.waited for budget in self._budgets.values())
+            self.run_summary.log()
             gc.set_threshold(*thresholds)
             gc.unfreeze()
 
@@ -394,11 +409,30 @@ class TapOnePassword(Tap):
         with self._budgets_lock:
             budget = self._budgets.get(account.token_id)
             if budget is None:
+                sharing = [a.name for a in self.settings.accounts if a.token_id == account.token_id]
                 budget = RateBudget(
-                    self.settings.max_requests_per_minute, self.settings.max_requests_per_hour
+                    self.settings.max_requests_per_minute,
+                    self.settings.max_requests_per_hour,
+                    on_long_wait=self._budget_notice(sharing),
                 )
                 self._budgets[account.token_id] = budget
             return budget
+
+    def _budget_notice(self, accounts: list[str]) -> Callable[[str, float], None]:
+        """Say, for a budget's long waits, what the wait is for, whose token, and until when."""
+        whose = f"account{'s' if len(accounts) > 1 else ''} {name_some(accounts)}"
+
+        def notice(reason: str, seconds: float) -> None:
+            until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+            self.logger.info(
+                "waiting for the request budget of the token of %s (%s): %.0f s, until %s UTC",
+                whose,
+                reason,
+                seconds,
+                until.strftime("%H:%M:%S"),
+            )
+
+        return notice
 
     def access(self, account: Account) -> dict[str, Any]:
         """Tell what the account's token may read, by introspection (all accounts, once a run).
