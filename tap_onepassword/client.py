@@ -53,8 +53,8 @@ from tap_onepassword.pages import (
     decode_page,
     retry_after_seconds,
 )
-from tap_onepassword.progress import Progress, seconds_behind
-from tap_onepassword.runsummary import Outcome
+from tap_onepassword.progress import PARTITION_CHATTER, Progress, seconds_behind
+from tap_onepassword.runsummary import Outcome, name_some
 from tap_onepassword.settings import Account, Settings, retention_start
 from tap_onepassword.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
 
@@ -497,6 +497,8 @@ class EventStream(OnePasswordStream):
         self._known_fields = frozenset(self.schema["properties"])
         self._reported_fields: set[str] = set()
         self._reported_lock = threading.Lock()
+        self._skips_told = False
+        self.logger.addFilter(PARTITION_CHATTER)
 
     @property
     @override
@@ -633,9 +635,9 @@ class EventStream(OnePasswordStream):
         access = self.tap.access(account)
         if self.feature not in access["features"]:
             self.tap.run_summary.add(Outcome(self.name, account.name, "skipped"))
-            self.logger.warning(
-                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
-                "Issue a token with that feature to read these events.",
+            self.warn_of_skipped_accounts()
+            self.logger.debug(
+                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s)",
                 self.name,
                 account.name,
                 self.feature,
@@ -650,6 +652,39 @@ class EventStream(OnePasswordStream):
             self.end_partition(context, state, progress, failure=str(exc))
             raise
         self.end_partition(context, state, progress)
+
+    def warn_of_skipped_accounts(self) -> None:
+        """Warn once per run of every account whose token lacks this stream's feature.
+
+        One line, whatever the number of accounts: the first few are named, the rest counted
+        (each is named at DEBUG, and in the run summary).
+        """
+        if self._skips_told:
+            return
+        self._skips_told = True
+        lacking = [
+            account
+            for account in self.settings.accounts
+            if self.feature not in self.tap.access(account)["features"]
+        ]
+        if len(lacking) == 1:
+            features = self.tap.access(lacking[0])["features"]
+            self.logger.warning(
+                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
+                "Issue a token with that feature to read these events.",
+                self.name,
+                lacking[0].name,
+                self.feature,
+                ", ".join(features) or "none",
+            )
+            return
+        self.logger.warning(
+            "%s, accounts %s: skipped, their tokens lack the '%s' feature. Issue tokens with "
+            "that feature to read these events.",
+            self.name,
+            name_some([account.name for account in lacking]),
+            self.feature,
+        )
 
     def read_partition(
         self, context: Context, state: dict[str, Any], progress: Progress

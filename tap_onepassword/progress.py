@@ -7,17 +7,41 @@ much is left, since events arrive roughly in time order).
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from typing_extensions import override
+
 from tap_onepassword.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Callable
 
 LOG_INTERVAL_SECONDS = 5.0
+
+
+class PartitionChatter(logging.Filter):
+    """Turn the SDK's INFO line per partition into DEBUG.
+
+    With a thousand accounts it is thousands of `Starting incremental sync of '...' with
+    bookmark value: ...` lines; the tap's own lines and the run summary say more.
+    """
+
+    SDK_LINES = ("Starting incremental sync of ",)
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith(self.SDK_LINES):
+            if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+                return False
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+PARTITION_CHATTER = PartitionChatter()
+"""Added to each event stream's logger."""
 
 
 def describe_lag(seconds: float) -> str:

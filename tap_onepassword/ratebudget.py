@@ -16,11 +16,12 @@ A caller held back long (the budget used up, or the API's 429 pausing the token)
 silent: a wait of `NOTICE_AFTER` seconds or more is told to the budget's `on_long_wait` (the tap
 logs it, naming the token's accounts and until when), and the caller sleeps at most
 `NOTICE_EVERY` seconds at a time, telling it again each time. Several threads waiting on one
-budget share one notice per `NOTICE_EVERY` seconds.
+budget share one notice per step.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -113,10 +114,12 @@ class RateBudget:
                     self._hour.append(now)
                     self._next_notice = 0.0  # the next hold-up is told at once
                     return
+                # Even steps of at most NOTICE_EVERY: each then lasts NOTICE_AFTER or more,
+                # so each is told (a 61 s wait: seven steps of 8.7 s, not six of 10 and one).
+                step = wait / math.ceil(wait / NOTICE_EVERY)
                 if wait >= NOTICE_AFTER and now >= self._next_notice:
-                    self._next_notice = now + NOTICE_EVERY
+                    self._next_notice = now + step
                     notice = self._on_long_wait is not None
-                step = min(wait, NOTICE_EVERY)
                 self.waited += step
             if notice and self._on_long_wait is not None:
                 self._on_long_wait(reason, wait)
