@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from tap_harness import run_tap, tap_config
 
-from tap_onepassword.emulator import AccountSpec, Emulator
+from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.ratebudget import NOTICE_EVERY, RateBudget
 from tap_onepassword.runsummary import Outcome, RunSummary
