@@ -54,6 +54,7 @@ from tap_onepassword.pages import (
     retry_after_seconds,
 )
 from tap_onepassword.progress import PARTITION_CHATTER, Progress, seconds_behind
+from tap_onepassword.ratebudget import wait_in_steps
 from tap_onepassword.runsummary import Outcome, name_some
 from tap_onepassword.settings import Account, Settings, retention_start
 from tap_onepassword.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
@@ -251,11 +252,14 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
             ApiResponseError: Retries ran out, or the API answered something unusable.
 
         """
+        # backoff counts the tries; the wait between them is the handler's, which tells it as
+        # it goes (a wait of a minute is not a minute of silence).
         attempt = backoff.on_exception(
-            self.backoff_wait_generator,
+            backoff.constant,
             RETRIABLE_ERRORS,
+            interval=0,
             max_tries=self.backoff_max_tries,
-            jitter=self.backoff_jitter,
+            jitter=None,
             on_backoff=self.backoff_handler,
             logger=None,
         )(self._attempt)
@@ -373,17 +377,6 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
         path = urlsplit(response.url).path
         return f"{response.status_code} {response.reason} from {path}: {detail}".rstrip(": ")
 
-    @override
-    def backoff_wait_generator(self) -> Generator[float, Any, None]:
-        def waits() -> Generator[float, Any, None]:
-            attempt = 0
-            exception = yield 0.0  # primed by backoff before the first failure
-            while True:
-                attempt += 1
-                exception = yield self.retry_wait(exception, attempt)
-
-        return waits()
-
     def retry_wait(self, exception: Exception, attempt: int) -> float:
         """How long to wait before attempt `attempt + 1`.
 
@@ -414,24 +407,36 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
         return self.MAX_TRIES
 
     @override
-    def backoff_jitter(self, value: float) -> float:
-        # No jitter: Retry-After is honoured exactly and waits stay predictable.
-        return value
-
-    @override
     def backoff_handler(self, details: Details) -> None:
+        # Say why and until when, then wait: a long wait is told again every few seconds.
         account, request = details["args"][0], details["args"][1]
+        exception = details.get("exception")
+        wait = self.retry_wait(exception, details["tries"]) if exception else 0.0
         self.logger.warning(
-            "%s, account '%s': %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+            "%s, account '%s': %s %s failed (%s); retrying in %.1f s, at %s UTC (attempt %d of %d)",
             self.name,
             account.name,
             request.method,
             self.path,
-            _describe(details.get("exception")),
-            details.get("wait", 0.0),
+            _describe(exception),
+            wait,
+            _clock_in(wait),
             details["tries"] + 1,
             self.MAX_TRIES,
         )
+
+        def tell(left: float) -> None:
+            self.logger.info(
+                "%s, account '%s': waiting to retry %s %s: %.0f s, until %s UTC",
+                self.name,
+                account.name,
+                request.method,
+                self.path,
+                left,
+                _clock_in(left),
+            )
+
+        wait_in_steps(wait, tell)
 
 
 def read_whole_body(response: requests.Response) -> None:
@@ -449,6 +454,11 @@ def read_whole_body(response: requests.Response) -> None:
 
     """
     response._content = b"".join(response.iter_content(chunk_size=None))  # noqa: SLF001
+
+
+def _clock_in(seconds: float) -> str:
+    """Give the UTC time of day `seconds` from now, as `HH:MM:SS`."""
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%H:%M:%S")
 
 
 def _describe(exc: BaseException | None) -> str:

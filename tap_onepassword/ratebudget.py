@@ -41,6 +41,48 @@ LongWaitNotice = Callable[[str, float], None]
 many seconds are left."""
 
 
+def even_step(wait: float) -> float:
+    """Split a wait into even steps of at most `NOTICE_EVERY` seconds; return one step.
+
+    Even steps of a long wait each last `NOTICE_AFTER` or more, so each is worth telling (a
+    61 s wait: seven steps of 8.7 s, not six of 10 s and a last of 1 s).
+
+    Args:
+        wait: Seconds to wait, positive.
+
+    Returns:
+        Seconds of one step.
+
+    """
+    return wait / math.ceil(wait / NOTICE_EVERY)
+
+
+def wait_in_steps(
+    seconds: float,
+    tell: Callable[[float], None],
+    *,
+    sleep: Callable[[float], None] | None = None,
+) -> None:
+    """Wait `seconds` in even steps, telling `tell` the seconds left before each but the first.
+
+    Whoever starts the wait says so already; the later steps keep the log from falling silent.
+
+    Args:
+        seconds: How long to wait.
+        tell: Told the seconds left, at most `NOTICE_EVERY` seconds apart.
+        sleep: Blocks for a number of seconds (default: `time.sleep`, looked up when called).
+
+    """
+    if seconds <= 0:
+        return
+    step = even_step(seconds)
+    steps = round(seconds / step)
+    for done in range(steps):
+        if done:
+            tell(seconds - done * step)
+        (sleep or time.sleep)(step)
+
+
 class RateBudget:
     """Sliding per-minute and per-hour request windows for one token."""
 
@@ -114,9 +156,7 @@ class RateBudget:
                     self._hour.append(now)
                     self._next_notice = 0.0  # the next hold-up is told at once
                     return
-                # Even steps of at most NOTICE_EVERY: each then lasts NOTICE_AFTER or more,
-                # so each is told (a 61 s wait: seven steps of 8.7 s, not six of 10 and one).
-                step = wait / math.ceil(wait / NOTICE_EVERY)
+                step = even_step(wait)
                 if wait >= NOTICE_AFTER and now >= self._next_notice:
                     self._next_notice = now + step
                     notice = self._on_long_wait is not None
