@@ -13,8 +13,9 @@ stream and account (the SDK counts those in a request loop the tap does not use)
 `event_lag_seconds`: seconds between now and the newest event emitted for the stream and
 account, as a connector's "events lag".
 
-Counting stays cheap: the SDK calls `increment` for every record, which here only adds (the
-SDK's also reads the clock); whether a count is due is asked once per page.
+Streams get the meters by the `AccountMeters` mix-in. Counting stays cheap: the SDK calls
+`increment` for every record, which here only adds (the SDK's also reads the clock); whether a
+count is due is asked once per page.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from singer_sdk import metrics
+from singer_sdk import Stream, metrics
 from typing_extensions import override
 
 if TYPE_CHECKING:
@@ -166,3 +167,32 @@ class AccountTimer(metrics.Timer):
     @override
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self._log(succeeded=exc_type is None)
+
+
+class AccountMeters(Stream):
+    """Stream mix-in: the SDK's record counter and sync timer, per account."""
+
+    record_counter: AccountCounter
+    """The record counter of the sync under way (the SDK makes one per stream sync)."""
+
+    @override
+    def get_record_counter(
+        self, *, endpoint: str | None = None, log_interval: float = metrics.DEFAULT_LOG_INTERVAL
+    ) -> AccountCounter:
+        tags: dict[str, Any] = {metrics.Tag.STREAM: self.name}
+        if endpoint:
+            tags[metrics.Tag.ENDPOINT] = endpoint
+        self.record_counter = AccountCounter(
+            metrics.Metric.RECORD_COUNT, tags, log_interval=log_interval
+        )
+        return self.record_counter
+
+    @override
+    def get_sync_timer(self) -> AccountTimer:
+        return AccountTimer(metrics.Metric.SYNC_DURATION, {metrics.Tag.STREAM: self.name})
+
+    def log_record_count_if_due(self) -> None:
+        """Log the account's record count so far when its interval has passed (once a page)."""
+        counter = getattr(self, "record_counter", None)
+        if counter is not None:
+            counter.log_if_due()

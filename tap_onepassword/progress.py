@@ -17,9 +17,25 @@ from typing_extensions import override
 from tap_onepassword.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 LOG_INTERVAL_SECONDS = 5.0
+
+
+def name_some(names: Sequence[str], limit: int = 3) -> str:
+    """Name a few accounts and count the rest: `'a', 'b', 'c' and 7 more`.
+
+    Args:
+        names: Account names.
+        limit: Most named.
+
+    Returns:
+        The phrase.
+
+    """
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    rest = len(names) - limit
+    return f"{shown} and {rest} more" if rest > 0 else shown
 
 
 class PartitionChatter(logging.Filter):

@@ -11,18 +11,28 @@ a progress line says at most every `PROGRESS_EVERY` seconds how far the run got.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from tap_onepassword.progress import describe_lag, seconds_behind
+from singer_sdk import metrics
+
+from tap_onepassword.accountmetrics import RequestTally, TapMetric, account_tags, log_point
+from tap_onepassword.errors import TapOnePasswordError
+from tap_onepassword.progress import describe_lag, name_some, seconds_behind
 
 if TYPE_CHECKING:
-    import logging
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator
+
+    from singer_sdk.helpers.types import Context
+
+    from tap_onepassword.events import OnePasswordStream
+    from tap_onepassword.progress import Progress
 
 NAMED = 5
 """Partitions named in each line of the summary (failed, skipped, lagging most)."""
@@ -50,22 +60,6 @@ class Outcome:
     reason: str = ""
 
 
-def name_some(names: Sequence[str], limit: int = 3) -> str:
-    """Name a few accounts and count the rest: `'a', 'b', 'c' and 7 more`.
-
-    Args:
-        names: Account names.
-        limit: Most named.
-
-    Returns:
-        The phrase.
-
-    """
-    shown = ", ".join(f"'{name}'" for name in names[:limit])
-    rest = len(names) - limit
-    return f"{shown} and {rest} more" if rest > 0 else shown
-
-
 class RunSummary:
     """Outcomes of a run's partitions, and the lines that tell them."""
 
@@ -90,6 +84,11 @@ class RunSummary:
         """Partitions the run means to read (0: unknown)."""
         self.budget_waits = 0.0
         """Seconds callers waited for request budgets, summed over threads."""
+        self.stopped: str | None = None
+        """Why the run stopped before its end, if it did."""
+        self.requests = RequestTally()
+        """Requests sent per stream and account (the API client counts them)."""
+        self._skips_told: set[str] = set()
         self._clock = clock
         self._now = now
         self._started = clock()
@@ -120,6 +119,123 @@ class RunSummary:
                 self._clock() - self._started,
                 outcome.stream,
                 outcome.account,
+            )
+
+    @contextlib.contextmanager
+    def partition(
+        self,
+        stream: OnePasswordStream,
+        context: Context,
+        state: dict[str, Any],
+        progress: Progress,
+    ) -> Iterator[None]:
+        """Read a partition inside; its end is told: metrics, outcome, closing line.
+
+        The partition's `http_request_count` and `event_lag_seconds` (from the newest event
+        emitted so far, the state's `cursor_max_timestamp`) go out as METRIC lines. Its
+        closing line is INFO when it ran long enough to log progress, else DEBUG, so a run of
+        a thousand short accounts stays readable. A partition that fails is kept as failed,
+        with the error's message, and the error goes on.
+
+        Args:
+            stream: The stream.
+            context: The partition context.
+            state: The partition's state.
+            progress: Its counts.
+
+        Yields:
+            Nothing; the partition is read inside.
+
+        """
+        failure: str | None = None
+        try:
+            yield
+        except TapOnePasswordError as exc:
+            failure = str(exc)
+            raise
+        finally:
+            stream_name, account_name = stream.name, context["account_name"]
+            sent = self.requests.take(stream_name, account_name)
+            if sent:
+                tags = account_tags(stream_name, context, endpoint=stream.path or "")
+                log_point("counter", metrics.Metric.HTTP_REQUEST_COUNT, sent, tags)
+            newest = state.get("cursor_max_timestamp")
+            newest = newest if isinstance(newest, str) else None
+            lag = seconds_behind(newest, self._now())
+            if lag is not None:
+                log_point(
+                    "gauge", TapMetric.EVENT_LAG, round(lag, 3), account_tags(stream_name, context)
+                )
+            self.add(
+                Outcome(
+                    stream_name,
+                    account_name,
+                    "read" if failure is None else "failed",
+                    records=progress.records,
+                    pages=progress.pages,
+                    requests=sent,
+                    seconds=round(progress.seconds, 3),
+                    newest=newest,
+                    reason=failure or "",
+                )
+            )
+            if failure is None:
+                level = logging.INFO if progress.logged else logging.DEBUG
+                stream.logger.log(level, "%s", progress.summary())
+
+    def partition_skipped(  # noqa: PLR0913 - the skip, and who else the stream skips
+        self,
+        stream_name: str,
+        account_name: str,
+        *,
+        logger: logging.Logger,
+        feature: str,
+        features: list[str],
+        lacking: Callable[[], list[str]],
+    ) -> None:
+        """Keep a partition skipped for a missing feature; warn once per stream of all such.
+
+        One warning line for the stream, whatever the number of accounts: the first few are
+        named and the rest counted (each is named at DEBUG, and in the summary).
+
+        Args:
+            stream_name: The stream.
+            logger: The stream's logger.
+            feature: The token feature the stream needs.
+            account_name: The account skipped.
+            features: The features its token has.
+            lacking: The names of every account whose token lacks the feature.
+
+        """
+        self.add(Outcome(stream_name, account_name, "skipped"))
+        has = ", ".join(features) or "none"
+        logger.debug(
+            "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s)",
+            stream_name,
+            account_name,
+            feature,
+            has,
+        )
+        if stream_name in self._skips_told:
+            return
+        self._skips_told.add(stream_name)
+        names = lacking()
+        if len(names) <= 1:
+            logger.warning(
+                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
+                "Issue a token with that feature to read these events.",
+                stream_name,
+                account_name,
+                feature,
+                has,
+            )
+        else:
+            logger.warning(
+                "%s, accounts %s: skipped, their tokens lack the '%s' feature. Issue tokens "
+                "with that feature to read these events.",
+                stream_name,
+                name_some(names),
+                feature,
             )
 
     def lag_of(self, outcome: Outcome) -> float | None:
@@ -155,6 +271,7 @@ class RunSummary:
         lags = [(lag, o) for o in self.outcomes if (lag := self.lag_of(o)) is not None]
         lags.sort(key=lambda pair: -pair[0])
         return {
+            "stopped": (self.stopped or "")[:REASON_CHARS] or None,
             "seconds": round(self._clock() - self._started, 1),
             "accounts": len({o.account for o in self.outcomes}),
             "records": sum(o.records for o in self.outcomes),
@@ -181,10 +298,12 @@ class RunSummary:
 
         """
         figures = self.figures()
+        stopped = f" (stopped early: {figures['stopped']})" if figures["stopped"] else ""
         lines = [
             (
-                f"run summary: {figures['records']} records from {figures['accounts']} accounts "
-                f"in {figures['seconds']:.1f} s; {figures['failed']} stream-accounts failed, "
+                f"run summary{stopped}: {figures['records']} records from "
+                f"{figures['accounts']} accounts in {figures['seconds']:.1f} s; "
+                f"{figures['failed']} stream-accounts failed, "
                 f"{figures['skipped']} skipped (token lacks the feature)"
             )
         ]

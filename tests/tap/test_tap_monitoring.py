@@ -155,7 +155,7 @@ def test_a_run_held_back_by_a_small_budget_is_never_silent_for_more_than_ten_sec
     def budget_on_fake_time(per_minute: int, per_hour: int, **options: Any) -> RateBudget:
         return RateBudget(per_minute, per_hour, clock=clock, sleep=clock.sleep, **options)
 
-    monkeypatch.setattr("tap_onepassword.tap.RateBudget", budget_on_fake_time)
+    monkeypatch.setattr("tap_onepassword.api.RateBudget", budget_on_fake_time)
     accounts = [AccountSpec("acme", features=("signinattempts", "auditevents"))]
     with Emulator(seed=3, events=40, accounts=accounts) as emu:
         result = run_tap(tap_config(emu, page_size=5, max_requests_per_minute=4))
