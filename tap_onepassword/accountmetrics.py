@@ -153,11 +153,17 @@ class AccountTimer(metrics.Timer):
     def with_context(self, value: Context | None) -> None:
         if value != self.context:
             if self.context is not None:
-                self._log(succeeded=True)
+                self.log_duration(succeeded=True)
             self.start_time = time.time()
         super().with_context(value)
 
-    def _log(self, *, succeeded: bool) -> None:
+    def log_duration(self, *, succeeded: bool) -> None:
+        """Log the time since the current context began, under that context.
+
+        Args:
+            succeeded: Whether the partition ended without an error.
+
+        """
         tags = dict(self.tags)
         tags.setdefault(
             metrics.Tag.STATUS, metrics.Status.SUCCEEDED if succeeded else metrics.Status.FAILED
@@ -166,7 +172,7 @@ class AccountTimer(metrics.Timer):
 
     @override
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        self._log(succeeded=exc_type is None)
+        self.log_duration(succeeded=exc_type is None)
 
 
 class AccountMeters(Stream):
