@@ -24,12 +24,14 @@ import enum
 import os
 import threading
 import time
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
 from singer_sdk import Stream, metrics
 from typing_extensions import override
 
 if TYPE_CHECKING:
+    import requests
     from singer_sdk.helpers.types import Context
 
 
@@ -73,6 +75,29 @@ def account_tags(stream_name: str, context: Context | None, **tags: object) -> d
     if context:
         shaped[metrics.Tag.CONTEXT] = dict(context)
     return shaped
+
+
+def log_request_duration(
+    label: str, account_name: str, path: str, response: requests.Response
+) -> None:
+    """Log the SDK's `http_request_duration` point for one answer, tagged with its account.
+
+    Args:
+        label: The stream asking.
+        account_name: The account asked.
+        path: The endpoint.
+        response: Its answer.
+
+    """
+    failed = response.status_code >= HTTPStatus.BAD_REQUEST
+    tags = account_tags(
+        label,
+        {"account_name": account_name},
+        endpoint=path,
+        http_status_code=response.status_code,
+        status=metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED,
+    )
+    log_point("timer", metrics.Metric.HTTP_REQUEST_DURATION, response.elapsed.total_seconds(), tags)
 
 
 class RequestTally:

@@ -13,17 +13,16 @@ import email.utils
 import json
 import math
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import backoff
 import requests
-from singer_sdk import metrics
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_onepassword.accountmetrics import RequestTally, account_tags, log_point
+from tap_onepassword.accountmetrics import RequestTally, log_request_duration
 from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
@@ -31,8 +30,9 @@ from tap_onepassword.errors import (
     redact_secrets,
 )
 from tap_onepassword.pages import decode_object
-from tap_onepassword.progress import name_some
+from tap_onepassword.progress import clock_in, name_some
 from tap_onepassword.ratebudget import RateBudget, wait_in_steps
+from tap_onepassword.slowanswers import SlowAnswers
 
 if TYPE_CHECKING:
     import logging
@@ -109,6 +109,7 @@ class EventsApiClient:
         self.user_agent = user_agent
         self.logger = logger
         self.tally = tally or RequestTally()
+        self.slow_answers = SlowAnswers(logger, request_timeout=settings.request_timeout)
         self._sessions: dict[str, requests.Session] = {}
         self._verify: dict[str, str | bool] = {}
         self._sessions_lock = threading.Lock()
@@ -281,17 +282,18 @@ class EventsApiClient:
             "Authorization": f"Bearer {account.token}",
         }
         try:
-            response = self.session_for(account).request(
-                method,
-                account.base_url + path,
-                json=body,
-                headers=headers,
-                timeout=self.settings.request_timeout,
-                allow_redirects=False,
-                verify=self._verify[account.name],
-                stream=True,  # the body is read by read_whole_body
-            )
-            read_whole_body(response)
+            with self.slow_answers.out(f"{label}, account '{account.name}': {method} {path}"):
+                response = self.session_for(account).request(
+                    method,
+                    account.base_url + path,
+                    json=body,
+                    headers=headers,
+                    timeout=self.settings.request_timeout,
+                    allow_redirects=False,
+                    verify=self._verify[account.name],
+                    stream=True,  # the body is read by read_whole_body
+                )
+                read_whole_body(response)
         except requests.exceptions.SSLError as exc:
             msg = (
                 f"account '{account.name}': TLS verification failed for {account.base_url} "
@@ -366,42 +368,6 @@ class EventsApiClient:
             )
 
         wait_in_steps(wait, tell)
-
-
-def log_request_duration(
-    label: str, account_name: str, path: str, response: requests.Response
-) -> None:
-    """Log the SDK's `http_request_duration` point for one answer, tagged with its account.
-
-    Args:
-        label: The stream asking.
-        account_name: The account asked.
-        path: The endpoint.
-        response: Its answer.
-
-    """
-    failed = response.status_code >= HTTPStatus.BAD_REQUEST
-    tags = account_tags(
-        label,
-        {"account_name": account_name},
-        endpoint=path,
-        http_status_code=response.status_code,
-        status=metrics.Status.FAILED if failed else metrics.Status.SUCCEEDED,
-    )
-    log_point("timer", metrics.Metric.HTTP_REQUEST_DURATION, response.elapsed.total_seconds(), tags)
-
-
-def clock_in(seconds: float) -> str:
-    """Give the UTC time of day `seconds` from now, as `HH:MM:SS`.
-
-    Args:
-        seconds: From now.
-
-    Returns:
-        The time.
-
-    """
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%H:%M:%S")
 
 
 def check_status(response: requests.Response) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from typing_extensions import override
@@ -36,6 +36,19 @@ def name_some(names: Sequence[str], limit: int = 3) -> str:
     shown = ", ".join(f"'{name}'" for name in names[:limit])
     rest = len(names) - limit
     return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def clock_in(seconds: float) -> str:
+    """Give the UTC time of day `seconds` from now, as `HH:MM:SS`.
+
+    Args:
+        seconds: From now.
+
+    Returns:
+        The time.
+
+    """
+    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%H:%M:%S")
 
 
 class PartitionChatter(logging.Filter):

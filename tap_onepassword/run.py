@@ -251,7 +251,8 @@ class SyncRun:
         thresholds = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
         try:
-            yield
+            with self.client.slow_answers.watched():
+                yield
         except TapOnePasswordError as exc:
             self.summary.stopped = str(exc)
             raise

@@ -21,6 +21,7 @@ from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.ratebudget import NOTICE_EVERY, RateBudget
 from tap_onepassword.runsummary import Outcome, RunSummary
+from tap_onepassword.slowanswers import SlowAnswers
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -348,3 +349,43 @@ def test_a_failed_account_is_named_in_the_summary(
     figures = json.loads(next(line for line in lines if line.startswith("RUN SUMMARY: "))[13:])
     assert figures["failed"] == 1
     assert figures["failed_first"][0]["account"] == "acme"
+
+
+# ---- a request that waits long for its answer ----------------------------------------------
+
+
+def test_a_request_out_long_is_told_every_ten_seconds_until_it_is_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    answers = SlowAnswers(logging.getLogger("slow-test"), request_timeout=60, clock=lambda: now[0])
+    caplog.set_level(logging.INFO, logger="slow-test")
+    with answers.out("audit_events, account 'acme': POST /api/v2/auditevents"):
+        for second in range(1, 36):
+            now[0] = float(second)
+            answers.tell_due()
+    now[0] = 50.0
+    answers.tell_due()  # answered: nothing more to tell
+    assert [r.getMessage() for r in caplog.records] == [
+        f"audit_events, account 'acme': POST /api/v2/auditevents: still waiting for the answer "
+        f"after {waited} s (request_timeout 60 s)"
+        for waited in (10, 20, 30)
+    ]
+
+
+def test_a_run_waiting_on_a_hanging_answer_says_so(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tap_onepassword.slowanswers.NOTICE_EVERY", 1.0)
+    monkeypatch.setattr("tap_onepassword.slowanswers.LOOK_EVERY", 0.2)
+    emulator.fail_next("/api/v2/itemusages", "hang", seconds=3.5)
+    caplog.set_level(logging.INFO)
+    result = run_tap(tap_config(emulator, ["acme"]))
+    assert len(result.records["item_usages"]) == 250
+    told = [
+        r.getMessage()
+        for r in caplog.records
+        if "POST /api/v2/itemusages: still waiting for the answer" in r.getMessage()
+    ]
+    assert len(told) >= 2, told
+    assert told[0].startswith("item_usages, account 'acme': POST /api/v2/itemusages: still")
