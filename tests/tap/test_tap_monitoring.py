@@ -15,18 +15,18 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import run_tap, tap_config
 
 from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.ratebudget import NOTICE_EVERY, RateBudget
 from tap_onepassword.runsummary import Outcome, RunSummary
 from tap_onepassword.slowanswers import SlowAnswers
+from tests.support.runs import run_tap, tap_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tap_harness import SyncResult
+    from tests.support.runs import SyncResult
 
 EVENT_STREAMS = ("audit_events", "item_usages", "sign_in_attempts")
 NOW = datetime(2025, 2, 1, tzinfo=timezone.utc)
