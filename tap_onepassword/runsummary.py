@@ -7,6 +7,11 @@ each for the partitions that failed, were skipped and lag most (a few named, the
 counted). The same figures go out as one JSON line (`RUN SUMMARY: {...}`) for an orchestrator
 to pick up, and every partition's own outcome as a JSON line at DEBUG. While partitions end,
 a progress line says at most every `PROGRESS_EVERY` seconds how far the run got.
+
+A partition is read inside `RunSummary.partition`, which at its end logs the partition's
+`http_request_count` and `event_lag_seconds` METRIC lines and keeps its outcome; an error that
+leaves the block marks it failed. Code that goes on with the other accounts after one fails
+catches the error outside that block, so the failure is counted (or adds an `Outcome` itself).
 """
 
 from __future__ import annotations
@@ -152,6 +157,9 @@ class RunSummary:
             yield
         except TapOnePasswordError as exc:
             failure = str(exc)
+            raise
+        except Exception as exc:
+            failure = type(exc).__name__  # its text is not checked for secrets
             raise
         finally:
             stream_name, account_name = stream.name, context["account_name"]
