@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from singer_sdk import Stream, metrics
 from typing_extensions import override
@@ -203,19 +203,21 @@ class AccountTimer(metrics.Timer):
 class AccountMeters(Stream):
     """Stream mix-in: the SDK's record counter and sync timer, per account."""
 
+    RECORD_COUNT_EVERY: ClassVar[float] = metrics.DEFAULT_LOG_INTERVAL
+    """Seconds between `record_count` lines of one account during a long partition."""
+
     record_counter: AccountCounter
     """The record counter of the sync under way (the SDK makes one per stream sync)."""
 
     @override
     def get_record_counter(
-        self, *, endpoint: str | None = None, log_interval: float = metrics.DEFAULT_LOG_INTERVAL
+        self, *, endpoint: str | None = None, log_interval: float | None = None
     ) -> AccountCounter:
         tags: dict[str, Any] = {metrics.Tag.STREAM: self.name}
         if endpoint:
             tags[metrics.Tag.ENDPOINT] = endpoint
-        self.record_counter = AccountCounter(
-            metrics.Metric.RECORD_COUNT, tags, log_interval=log_interval
-        )
+        every = self.RECORD_COUNT_EVERY if log_interval is None else log_interval
+        self.record_counter = AccountCounter(metrics.Metric.RECORD_COUNT, tags, log_interval=every)
         return self.record_counter
 
     @override

@@ -3,6 +3,9 @@
 A first backfill of a large account takes a while; the operator watching it wants to know how
 many events have landed, how fast, and how far behind now the newest one is (which says how
 much is left, since events arrive roughly in time order).
+
+Lines stay readable with a thousand accounts: they name a few accounts and count the rest
+(`name_some`), and the SDK's own line per partition goes to DEBUG (`PartitionChatter`).
 """
 
 from __future__ import annotations

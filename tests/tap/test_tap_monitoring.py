@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from onepassword_emulator import AccountSpec, Emulator
+from tap_onepassword.accountmetrics import AccountMeters
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.ratebudget import NOTICE_EVERY, RateBudget
 from tap_onepassword.runsummary import Outcome, RunSummary
@@ -204,8 +205,7 @@ def test_record_count_during_a_long_partition_still_adds_up(
     three_accounts: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the interval passed after every page, each account logs several counts."""
-    ticks = iter(range(0, 10**9, 1000))
-    monkeypatch.setattr("tap_onepassword.accountmetrics.time.time", lambda: float(next(ticks)))
+    monkeypatch.setattr(AccountMeters, "RECORD_COUNT_EVERY", 0.0)
     caplog.set_level(logging.INFO, logger="singer_sdk.metrics")
     result = run_tap(tap_config(three_accounts, page_size=400))
     points = metric_points(caplog, "record_count")
@@ -346,7 +346,12 @@ def test_a_failed_account_is_named_in_the_summary(
         line.startswith("  failed (1): 'acme' audit_events: audit_events, account 'acme': gave up")
         for line in lines
     )
+    assert any(
+        line.startswith("run summary (stopped early: audit_events, account 'acme': gave up after")
+        for line in lines
+    )
     figures = json.loads(next(line for line in lines if line.startswith("RUN SUMMARY: "))[13:])
+    assert figures["stopped"].startswith("audit_events, account 'acme': gave up after 10")
     assert figures["failed"] == 1
     assert figures["failed_first"][0]["account"] == "acme"
 
