@@ -21,6 +21,7 @@ count is due is asked once per page.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import threading
 import time
@@ -53,9 +54,11 @@ def log_point(
         tags: Its tags (copied: a log handler may format the line later).
 
     """
-    # Point only reads `metric.value`, so the tap's own metrics go through it too.
-    point = metrics.Point(metric_type, cast("metrics.Metric", metric), value, dict(tags))
-    metrics.log(metrics.get_metrics_logger(), point)
+    logger = metrics.get_metrics_logger()
+    if logger.isEnabledFor(logging.INFO):  # the SDK's logging config may turn metrics off
+        # Point only reads `metric.value`, so the tap's own metrics go through it too.
+        point = metrics.Point(metric_type, cast("metrics.Metric", metric), value, dict(tags))
+        metrics.log(logger, point)
 
 
 def account_tags(stream_name: str, context: Context | None, **tags: object) -> dict[str, Any]:
