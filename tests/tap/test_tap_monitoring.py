@@ -22,14 +22,13 @@ from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.ratebudget import NOTICE_EVERY, RateBudget
 from tap_onepassword.runsummary import Outcome, RunSummary
 from tap_onepassword.slowanswers import SlowAnswers
-from tests.support.runs import run_tap, tap_config
+from tests.support.runs import EVENT_STREAMS, FEATURE_OF, run_tap, tap_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from tests.support.runs import SyncResult
 
-EVENT_STREAMS = ("audit_events", "item_usages", "sign_in_attempts")
 NOW = datetime(2025, 2, 1, tzinfo=timezone.utc)
 
 
@@ -218,12 +217,8 @@ def test_request_metrics_and_lag_are_per_stream_and_account(
 ) -> None:
     caplog.set_level(logging.INFO, logger="singer_sdk.metrics")
     result = run_tap(tap_config(three_accounts, page_size=400))
-    feature_stream = {
-        "signinattempts": "sign_in_attempts",
-        "itemusages": "item_usages",
-        "auditevents": "audit_events",
-        "introspect": "introspection",
-    }
+    feature_stream = {feature: stream for stream, feature in FEATURE_OF.items()}
+    feature_stream["introspect"] = "introspection"
     seen = Counter(
         (feature_stream[r.path.rsplit("/", 1)[-1]], r.account) for r in three_accounts.requests
     )
