@@ -17,6 +17,7 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
+from tap_onepassword.accountmetrics import AccountMeters
 from tap_onepassword.errors import ApiResponseError, CursorRejectedError
 from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.output import EncodedRecord
@@ -30,7 +31,7 @@ from tap_onepassword.pages import (
     decode_held_page,
     decode_page,
 )
-from tap_onepassword.progress import Progress
+from tap_onepassword.progress import PARTITION_CHATTER, Progress
 from tap_onepassword.records import EventRecords
 from tap_onepassword.settings import retention_start
 from tap_onepassword.timestamps import (
@@ -50,8 +51,8 @@ if TYPE_CHECKING:
     from tap_onepassword.settings import Account, Settings
 
 
-class OnePasswordStream(FastPathStream, RESTStream[RequestBody | None]):
-    """A stream read per configured account, given what the run shares."""
+class OnePasswordStream(AccountMeters, FastPathStream, RESTStream[RequestBody | None]):
+    """A stream read per configured account, given what the run shares; metrics per account."""
 
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Bind the stream to its tap and to the run's settings, API client and answers.
@@ -90,6 +91,19 @@ class OnePasswordStream(FastPathStream, RESTStream[RequestBody | None]):
             raise ValueError(msg)
         return self.settings.account(context["account_name"])
 
+    docs: ClassVar[tuple[str, str]]
+    """The API's documentation of the stream's records: (title, URL)."""
+
+    @classmethod
+    def path_for(cls, api_version: str) -> str:
+        """Return the endpoint's path for an `api_version` setting (`v1` or `v2`)."""
+        raise NotImplementedError
+
+    @property
+    def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
+        """The endpoint's path for the configured `api_version`."""
+        return self.path_for(self.settings.api_version)
+
     @property
     @override
     def partitions(self) -> list[dict[str, Any]] | None:
@@ -117,16 +131,9 @@ class EventStream(OnePasswordStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, run: SyncRun) -> None:
-        """Create the stream.
-
-        Args:
-            tap: The tap.
-            run: What this run's streams share.
-
-        """
+        """Create the stream, given the tap and what this run's streams share."""
         super().__init__(tap, run)
-        self.finished: list[Progress] = []
-        """Progress of each account read in this run, for the summary."""
+        self.logger.addFilter(PARTITION_CHATTER)
 
     @cached_property
     def event_records(self) -> EventRecords:
@@ -147,21 +154,10 @@ class EventStream(OnePasswordStream):
         # Timestamps do not increase monotonically (late events arrive with older ones).
         return False
 
-    @property
-    def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
-        """`/api/{v1|v2}/<feature>`, by the `api_version` setting."""
-        return f"/api/{self.settings.api_version}/{self.feature}"
-
+    @classmethod
     @override
-    def get_new_paginator(self) -> EventsCursorPaginator[Page]:
-        return EventsCursorPaginator(decode_page)
-
-    @override
-    def prepare_request_payload(
-        self, context: Context | None, next_page_token: RequestBody | None
-    ) -> RequestBody | None:
-        # The page token is the whole body: the first body chosen from state, then cursors.
-        return next_page_token
+    def path_for(cls, api_version: str) -> str:
+        return f"/api/{api_version}/{cls.feature}"
 
     def request_pages(
         self, context: Context, first_body: RequestBody
@@ -179,7 +175,7 @@ class EventStream(OnePasswordStream):
             Pages, in order.
 
         """
-        return self._follow_cursor(context, first_body, self.get_new_paginator())
+        return self._follow_cursor(context, first_body, EventsCursorPaginator(decode_page))
 
     def request_pages_ahead(
         self, context: Context, first_body: RequestBody, held: Callable[[], bool]
@@ -237,47 +233,38 @@ class EventStream(OnePasswordStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         account = self.account_of(context)
         assert context is not None
-        access = self.run.access(account)
-        if self.feature not in access["features"]:
-            self.logger.warning(
-                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
-                "Issue a token with that feature to read these events.",
-                self.name,
-                account.name,
-                self.feature,
-                ", ".join(access["features"]) or "none",
-            )
+        if self.feature not in self.run.access(account)["features"]:
+            self.run.skip_partition(self, account)
             return
         state = self.get_context_state(context)
         progress = Progress(self.logger, self.name, account.name)
-        pages = self.run.pages_ahead(self, context)
-        if pages is None:
-            pages = self.request_pages(context, self.first_request_body(state, account))
-        # A rejected cursor is answered by reading again from the last emitted event minus the
-        # lookback. Again after a later rejection (cursors can expire more than once in a long
-        # backfill), but only once the tap got past where the previous fallback began: a
-        # fallback that cannot move would otherwise loop.
-        fallbacks = 0
-        fallback_from: object = None
-        while True:
-            try:
-                yield from self.emit(context, state, progress, pages)
-                break
-            except CursorRejectedError as rejected:
-                newest = state.get("cursor_max_timestamp")
-                if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
-                    msg = (
-                        f"{self.name}, account '{account.name}': the API rejected a cursor again "
-                        f"before the fallback to a timestamp got past its last event ({rejected})"
-                        "; the next run starts again from the last emitted event minus "
-                        "lookback_minutes"
-                    )
-                    raise ApiResponseError(msg) from None
-                fallbacks += 1
-                fallback_from = newest
-                pages = self.request_pages(context, self.fall_back(state, account, rejected))
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
+        with self.run.summary.partition(self, context, state, progress):
+            pages = self.run.pages_ahead(self, context)
+            if pages is None:
+                pages = self.request_pages(context, self.first_request_body(state, account))
+            # A rejected cursor is answered by reading again from the last emitted event minus
+            # the lookback. Again after a later rejection (cursors can expire more than once in
+            # a long backfill), but only once the tap got past where the previous fallback
+            # began: a fallback that cannot move would otherwise loop.
+            fallbacks = 0
+            fallback_from: object = None
+            while True:
+                try:
+                    yield from self.emit(context, state, progress, pages)
+                    break
+                except CursorRejectedError as rejected:
+                    newest = state.get("cursor_max_timestamp")
+                    if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
+                        msg = (
+                            f"{self.name}, account '{account.name}': the API rejected a cursor "
+                            "again before the fallback to a timestamp got past its last event "
+                            f"({rejected}); the next run starts again from the last emitted "
+                            "event minus lookback_minutes"
+                        )
+                        raise ApiResponseError(msg) from None
+                    fallbacks += 1
+                    fallback_from = newest
+                    pages = self.request_pages(context, self.fall_back(state, account, rejected))
 
     def emit(
         self,
@@ -322,6 +309,7 @@ class EventStream(OnePasswordStream):
                     yield record
             self.commit_page(state, page, newest)
             progress.page_done(emitted, newest)
+            self.log_record_count_if_due()
 
     def commit_page(
         self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None
@@ -488,13 +476,3 @@ class EventStream(OnePasswordStream):
         state["cursor_end_date"] = None
         self.write_state_now()
         return body
-
-    @override
-    def log_sync_costs(self) -> None:
-        # Called by the SDK for every stream at the end of the run: the run summary.
-        if self.finished:
-            self.logger.info(
-                "%s summary: %s",
-                self.name,
-                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
-            )

@@ -9,11 +9,9 @@ one module to re-check.
 from __future__ import annotations
 
 import ast
-import base64
 import inspect
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from singer_sdk import RESTStream, Stream, Tap
@@ -24,6 +22,7 @@ import tap_onepassword
 from tap_onepassword.fastpath import FastPathStream, FastPathTap
 from tap_onepassword.output import StateOutput
 from tap_onepassword.tap import TapOnePassword
+from tests.support.tokens import mint_token
 
 
 def _parameters(function: Any) -> list[tuple[str, Any]]:
@@ -35,11 +34,7 @@ def _calls(function: Any) -> set[str]:
 
 
 def _tap() -> TapOnePassword:
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    claims = {"aud": ["127.0.0.1:9"], "1password.com/fts": ["auditevents"], "iat": 1}
-    token = f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
+    token = mint_token(["127.0.0.1:9"], features=["auditevents"])
     return TapOnePassword(config={"token": token, "base_url": "http://127.0.0.1:9"})
 
 
@@ -146,7 +141,7 @@ def test_a_state_message_is_its_type_and_value_nulls_inside_kept() -> None:
 
 class _PlainTap(Tap):
     name = "plain"
-    config_jsonschema: dict[str, Any] = {"type": "object", "properties": {}}  # noqa: RUF012
+    config_jsonschema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
 
     def discover_streams(self) -> list[Stream]:
         return []
@@ -159,7 +154,7 @@ def test_the_state_writer_the_tap_replaces_is_where_and_what_it_was() -> None:
         type(sdk_writer).write_state
     )
     assert "_state_writer" in _calls(Tap.__init__)
-    assert "_state_writer" in _calls(Tap.state_writer.fget)
+    assert "_state_writer" in _calls(Tap.state_writer.fget)  # type: ignore[attr-defined]
     assert {"state_writer", "write_state"} <= _calls(Stream._write_state_message)
     assert {"_state_writer", "write_state"} <= _calls(Tap.sync_all)
     tap = _tap()
@@ -212,7 +207,9 @@ def _sdk_private_names() -> set[str]:
                 continue
             names |= set(vars(cls))
             # Instance attributes: what the class's methods assign to `self._...`.
-            for node in ast.walk(ast.parse(inspect.getsource(inspect.getmodule(cls)))):
+            module = inspect.getmodule(cls)
+            assert module is not None
+            for node in ast.walk(ast.parse(inspect.getsource(module))):
                 if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                     names.add(node.attr)
     return {n for n in names if n.startswith("_") and not n.startswith("__")}
@@ -228,8 +225,10 @@ def _private_uses(path: Path, names: set[str]) -> set[str]:
             found.add(node.name)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
             found.add(node.value)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-            "singer_sdk"
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("singer_sdk")
         ):
             private = [part for part in node.module.split(".") if part.startswith("_")]
             private += [a.name for a in node.names if a.name.startswith("_")]

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from onepassword_emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
 from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
-from onepassword_emulator.credentials import FEATURES, TokenAuthority
+from onepassword_emulator.credentials import TokenAuthority
 from onepassword_emulator.data import (
+    FEATURES,
     AccountProfile,
     StreamRenderer,
     derive_key,
@@ -40,6 +41,7 @@ from onepassword_emulator.service import ERROR_STYLES, EventsService, ServiceSet
 from onepassword_emulator.store import CursorCodec, EventStream
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
     from typing_extensions import Self
@@ -108,13 +110,18 @@ class Emulator:
         self._started_ns = self.clock.now_ns()
         self._authority = TokenAuthority(hashlib.sha256(f"token-key:{seed}".encode()).digest())
         self._accounts = [
-            Account(spec.name, spec.account_uuid or derived_uuid(seed, "account", spec.name),
-                    list(spec.features), spec.msp)
+            Account(
+                spec.name,
+                spec.account_uuid or derived_uuid(seed, "account", spec.name),
+                list(spec.features),
+                spec.msp,
+            )
             for spec in specs
         ]
         self._profiles = {
-            account.name: AccountProfile(seed=seed, name=account.name,
-                                         account_uuid=account.account_uuid, msp=account.msp)
+            account.name: AccountProfile(
+                seed=seed, name=account.name, account_uuid=account.account_uuid, msp=account.msp
+            )
             for account in self._accounts
         }
         self._streams: dict[tuple[str, str], EventStream] = {}
@@ -216,12 +223,16 @@ class Emulator:
         msg = f"no account named {name!r}; accounts: {', '.join(a.name for a in self._accounts)}"
         raise KeyError(msg)
 
-    def mint_token(
+    def mint_token(  # noqa: PLR0913 - each claim is a separate, named choice of the caller
         self,
         account: str,
         features: list[str] | None = None,
         exp: float | datetime | None = None,
         aud: list[str] | None = None,
+        *,
+        omit_aud: bool = False,
+        claims: Mapping[str, object] | None = None,
+        header: Mapping[str, object] | None = None,
     ) -> str:
         """Mint another token for ``account``.
 
@@ -230,6 +241,9 @@ class Emulator:
             features: features the token may read (default: the account's).
             exp: expiry as epoch seconds or an aware datetime; ``None`` never expires.
             aud: the ``aud`` claim (default: ``[host:port]`` of this emulator).
+            omit_aud: leave ``aud`` out (a token a client must refuse).
+            claims: claims to add or override, any JSON value (e.g. a string ``aud``).
+            header: a header instead of the signing key's (the token then never verifies).
 
         """
         target = self.account(account)
@@ -238,19 +252,19 @@ class Emulator:
         if unknown:
             msg = f"unknown features {sorted(unknown)}"
             raise ValueError(msg)
-        expires_at = None
-        if isinstance(exp, datetime):
-            expires_at = int(exp.timestamp())
-        elif exp is not None:
-            expires_at = int(exp)
+        expires_at = (
+            None if exp is None else int(exp.timestamp() if isinstance(exp, datetime) else exp)
+        )
         self._minted += 1
         return self._authority.mint(
             account_uuid=target.account_uuid,
             features=chosen,
             issued_at=self.clock.now_ns() // NANOS_PER_SECOND,
             jti=derived_uuid(self.seed, "minted", account, self._minted, os.getpid(), lower=True),
-            audience=list(aud) if aud is not None else [self._host_port or "127.0.0.1"],
+            audience=None if omit_aud else [self._host_port or "127.0.0.1"] if aud is None else aud,
             expires_at=expires_at,
+            claims=claims,
+            header=header,
         )
 
     # -- events ----------------------------------------------------------------------------
@@ -296,7 +310,12 @@ class Emulator:
         return json.loads("[" + ",".join(texts) + "]")  # type: ignore[no-any-return]
 
     def add_events(
-        self, account: str, feature: str, count: int = 1, *, late: bool = False,
+        self,
+        account: str,
+        feature: str,
+        count: int = 1,
+        *,
+        late: bool = False,
         version: str = "v2",
     ) -> list[dict[str, Any]]:
         """Ingest ``count`` new events now and return them as ``version`` serves them.
@@ -315,8 +334,10 @@ class Emulator:
         now = self.clock.now_ns()
         newest = stream.newest_ns if len(stream) else now
         if late:
-            floor = max(self.service.retention_start_ns() + NANOS_PER_SECOND,
-                        newest - 3600 * NANOS_PER_SECOND)
+            floor = max(
+                self.service.retention_start_ns() + NANOS_PER_SECOND,
+                newest - 3600 * NANOS_PER_SECOND,
+            )
             span = max(newest - floor, 1)
             stamps = sorted(floor + int(rng.random() * span) for _ in range(count))
             stamps = [min(stamp, newest - 1) for stamp in stamps]
@@ -324,7 +345,8 @@ class Emulator:
             base = max(now - count * 1_000_000, newest + 1)
             stamps = [base + index * 1_000_000 + rng.randrange(1_000_000) for index in range(count)]
             stamps = [
-                truncated if (truncated := truncate_precision(stamp, rng.randrange(10))) > newest
+                truncated
+                if (truncated := truncate_precision(stamp, rng.randrange(10))) > newest
                 else stamp
                 for stamp in stamps
             ]
@@ -409,7 +431,7 @@ class Emulator:
             ControlError: for an unknown route or method (404) or bad arguments (400).
 
         """
-        route = path[len(CONTROL_PREFIX):].rstrip("/")
+        route = path[len(CONTROL_PREFIX) :].rstrip("/")
         args = {key: values[-1] for key, values in query.items()} | payload
         if (method, route) == ("GET", "accounts"):
             return {**self.describe(), "accounts": [a.to_json() for a in self._accounts]}
@@ -419,14 +441,23 @@ class Emulator:
             )
             return {"token": token}
         if (method, route) == ("GET", "events"):
-            return {"items": self.events(
-                _required(args, "account"), _required(args, "feature"), args.get("version", "v2")
-            )}
+            return {
+                "items": self.events(
+                    _required(args, "account"),
+                    _required(args, "feature"),
+                    args.get("version", "v2"),
+                )
+            }
         if (method, route) == ("POST", "events"):
-            return {"items": self.add_events(
-                _required(args, "account"), _required(args, "feature"), int(args.get("count", 1)),
-                late=bool(args.get("late", False)), version=args.get("version", "v2"),
-            )}
+            return {
+                "items": self.add_events(
+                    _required(args, "account"),
+                    _required(args, "feature"),
+                    int(args.get("count", 1)),
+                    late=bool(args.get("late", False)),
+                    version=args.get("version", "v2"),
+                )
+            }
         if (method, route) == ("POST", "faults"):
             params = {k: v for k, v in args.items() if k not in ("path", "fault", "count")}
             fault = self.fail_next(

@@ -23,16 +23,22 @@ def project() -> dict[str, Any]:
 
 def about() -> dict[str, Any]:
     """Return the tap's own description of its settings and capabilities."""
-    done = subprocess.run([TAP, "--about", "--format=json"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [TAP, "--about", "--format=json"], capture_output=True, text=True, check=True
+    )
     loaded: dict[str, Any] = json.loads(done.stdout)
     return loaded
 
 
 def test_generated_settings_match_the_tap() -> None:
     """README's table and meltano.yml's settings are what `make settings` generates now."""
-    done = subprocess.run([sys.executable, "scripts/sync_settings.py", "--check"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "scripts/sync_settings.py", "--check"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -54,7 +60,13 @@ def test_plugins_install_from_pypi_alone() -> None:
     """No plugin asks Meltano Hub (`variant:`); every one is pinned and names its program."""
     plugins = [plugin for kind in project()["plugins"].values() for plugin in kind]
     assert {plugin["name"] for plugin in plugins} == {
-        "tap-onepassword", "target-jsonl", "target-postgres"}
+        "tap-onepassword",
+        "target-jsonl",
+        "target-postgres",
+        "target-duckdb",
+        "dbt-postgres",
+        "dbt-duckdb",
+    }
     for plugin in plugins:
         assert "variant" not in plugin, plugin["name"]
         assert plugin["namespace"], plugin["name"]
@@ -67,13 +79,24 @@ def test_environments_job_and_hourly_schedule() -> None:
     meltano = project()
     assert [env["name"] for env in meltano["environments"]] == ["dev", "test"]
     jobs = {job["name"]: job["tasks"] for job in meltano["jobs"]}
-    assert jobs == {"onepassword-to-postgres": ["tap-onepassword target-postgres"]}
+    postgres_job = (
+        "tap-onepassword target-postgres dbt-postgres:run dbt-postgres:test dbt-postgres:freshness"
+    )
+    assert jobs == {
+        "onepassword-to-postgres": [postgres_job],
+        "onepassword-to-duckdb": ["tap-onepassword target-duckdb dbt-duckdb:run dbt-duckdb:test"],
+    }
     (schedule,) = meltano["schedules"]
     assert schedule["interval"] == "@hourly"
     assert schedule["job"] == "onepassword-to-postgres"
-    done = subprocess.run([str(MELTANO), "schedule", "list", "--format=json"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(MELTANO), "schedule", "list", "--format=json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     (listed,) = json.loads(done.stdout)["schedules"]["job"]
     assert listed["cron_interval"] == "0 * * * *"
-    assert listed["job"]["tasks"] == ["tap-onepassword target-postgres"]
+    assert listed["job"]["tasks"] == [postgres_job]

@@ -20,15 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .harness import (
+from tests.reliability.harness import (
     ForkServer,
     TapResult,
     assert_clean_failure,
     assert_no_traceback,
-    mint_token,
     run_tap,
 )
-from .scripted_api import Exchange, Reply, ScriptedEventsAPI
+from tests.reliability.scripted_api import Exchange, Reply, ScriptedEventsAPI
+from tests.support.tokens import mint_token
 
 FEATURE = "signinattempts"
 STREAM = "sign_in_attempts"

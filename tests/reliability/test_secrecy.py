@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 import certifi
 import pytest
 
-from .harness import (
+from tests.reliability.harness import (
     ForkServer,
     TapResult,
     assert_clean_failure,
     assert_no_traceback,
-    mint_token,
     run_tap,
     secret_fragments,
 )
-from .scripted_api import Reply, ScriptedEventsAPI
+from tests.reliability.scripted_api import Reply, ScriptedEventsAPI
+from tests.support.tokens import mint_token
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -12,10 +12,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import run_cli, tap_config
 
 from tap_onepassword.errors import ConfigError
 from tap_onepassword.tap import TapOnePassword
+from tests.support.runs import run_cli, tap_config
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks.core import JSONSchemaValidator
-from tap_harness import SyncResult, make_token, run_tap, tap_config
-from test_tap_payloads import STREAM_OF, PayloadServer, load
+
+from tests.support.runs import SyncResult, run_tap, tap_config
+from tests.support.tokens import make_token
+from tests.tap.test_tap_payloads import STREAM_OF, PayloadServer, load
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
