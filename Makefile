@@ -10,7 +10,7 @@ PLUGINS_STAMP := .meltano/.plugins-installed
 # Plugins and tests find `meltano`, `tap-onepassword` and the emulator in the virtualenv.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: venv plugins postgres test demo settings bench soak lint clean
+.PHONY: venv plugins postgres test demo settings bench soak scale-demo lint clean
 
 venv: $(STAMP)
 
@@ -72,6 +72,13 @@ bench: venv
 # duplicate was unexplained, a run failed or a token was printed. Knobs: SOAK_ARGS="--help".
 soak: venv
 	@$(RUN) $(BIN)/python tests/reliability/soak.py $(SOAK_ARGS)
+
+# Account groups in parallel on Dagster, next to one process reading every account, against
+# the emulator with state in a throwaway PostgreSQL (by hand, not part of `make test`; a few
+# minutes): per group, the events that landed and how long its step took.
+# Knobs: make scale-demo SCALE_ARGS="--help".
+scale-demo: venv plugins postgres
+	@$(RUN) $(BIN)/python tests/orchestrate/scale_demo.py $(SCALE_ARGS)
 
 lint: venv
 	@$(BIN)/ruff check tap_onepassword tests scripts benchmarks

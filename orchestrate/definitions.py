@@ -74,8 +74,10 @@ def run_meltano(context: OpExecutionContext, *args: str) -> float:
     seconds = time.monotonic() - started
     tail = "\n".join(done.stdout.splitlines()[-LOG_TAIL_LINES:])
     if done.returncode != 0:
+        failed = f"`{' '.join(command)}` exited with status {done.returncode}"
+        context.log.error(f"{failed}; its last lines:\n{tail}")
         raise dg.Failure(
-            description=f"`{' '.join(command)}` exited with status {done.returncode}",
+            description=failed,
             metadata={"output (last lines)": dg.MetadataValue.text(tail),
                       "seconds": dg.MetadataValue.float(seconds)},
         )
@@ -124,9 +126,12 @@ def groups_job(groups: list[AccountGroup]) -> dg.JobDefinition:
         name="onepassword_groups",
         description="Every account group of the Meltano project, in parallel, after one "
         "system database migration.",
-        # Groups wait on the API, not on a core: run them all at once.
-        executor_def=dg.multiprocess_executor.configured(
-            {"max_concurrent": max(len(group_ops), 1)}),
+        # Groups wait on the API, not on a core: run them all at once. Each step's process is
+        # forked from a server that has imported these definitions once (not spawned afresh).
+        executor_def=dg.multiprocess_executor.configured({
+            "max_concurrent": max(len(group_ops), 1),
+            "start_method": {"forkserver": {}},
+        }),
     )
     def onepassword_groups() -> None:
         migrated = meltano_system_database()

@@ -15,10 +15,12 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -205,13 +207,39 @@ class GroupsDeployment:
 
     def execute(self, timeout: float = 300) -> Execution:
         """Run the groups job once, to completion, and return what Dagster recorded."""
-        done = subprocess.run(
-            [str(BIN / "dagster"), "job", "execute", "-m", "orchestrate.definitions",
-             "-j", "onepassword_groups"],
-            cwd=PROJECT_ROOT, env=self.env, check=False, text=True, timeout=timeout,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        return Execution(done.returncode, done.stdout, self._latest_run_steps())
+        return self.execute_at_once(1, timeout)[0]
+
+    def execute_at_once(self, count: int, timeout: float = 300) -> list[Execution]:
+        """Start the groups job `count` times at once (as overlapping schedule ticks would)."""
+        known = self._run_ids()
+        command = [str(BIN / "dagster"), "job", "execute", "-m", "orchestrate.definitions",
+                   "-j", "onepassword_groups"]
+        logs = [tempfile.TemporaryFile("w+") for _ in range(count)]
+        # Each in its own process group, so that a run past its time is stopped whole.
+        processes = [subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, text=True,
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True) for log in logs]
+        deadline = time.monotonic() + timeout
+        executions = []
+        try:
+            for process, log in zip(processes, logs, strict=True):
+                returncode = process.wait(timeout=max(deadline - time.monotonic(), 0))
+                log.seek(0)
+                executions.append(Execution(returncode, log.read()))
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+            for log in logs:
+                log.close()
+        for run_id in self._run_ids():
+            if run_id in known:
+                continue
+            for execution in executions:  # Dagster prints the run's ID on each event line
+                if run_id in execution.output:
+                    execution.steps = self._run_steps(run_id)
+        return executions
 
     def states(self) -> dict[str, dict[str, Any]]:
         """Return every state Meltano's system database holds, by state ID (read from its table)."""
@@ -220,19 +248,23 @@ class GroupsDeployment:
         return {state_id: json.loads(state) if isinstance(state, str) else state
                 for state_id, state in rows}
 
-    def _latest_run_steps(self) -> dict[str, list[StepAttempt]]:
-        """Read each step's attempts of the newest run from the Dagster instance's storage."""
-        from dagster import DagsterEventType, DagsterInstance  # noqa: PLC0415 - optional extra
+    def _run_ids(self) -> list[str]:
+        """Return the IDs of the runs the Dagster instance holds, oldest first."""
+        from dagster import DagsterInstance  # noqa: PLC0415 - the optional extra
+
+        with DagsterInstance.from_config(str(self.dagster_home)) as instance:
+            return [run.run_id for run in reversed(instance.get_runs())]
+
+    def _run_steps(self, run_id: str) -> dict[str, list[StepAttempt]]:
+        """Read each step's attempts in one run from the Dagster instance's storage."""
+        from dagster import DagsterEventType, DagsterInstance  # noqa: PLC0415 - the optional extra
 
         ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
                 DagsterEventType.STEP_UP_FOR_RETRY}
+        steps: dict[str, list[StepAttempt]] = {}
+        started: dict[str, datetime] = {}
         with DagsterInstance.from_config(str(self.dagster_home)) as instance:
-            runs = instance.get_runs(limit=1)
-            if not runs:
-                return {}
-            steps: dict[str, list[StepAttempt]] = {}
-            started: dict[str, datetime] = {}
-            for entry in instance.all_logs(runs[0].run_id):
+            for entry in instance.all_logs(run_id):
                 event = entry.dagster_event
                 if event is None or entry.step_key is None:
                     continue
@@ -243,7 +275,7 @@ class GroupsDeployment:
                 elif event.event_type in ends:
                     steps.setdefault(entry.step_key, []).append(StepAttempt(
                         started[entry.step_key], when, event.event_type.value))
-            return steps
+        return steps
 
 
 def state_id(group: str) -> str:
