@@ -7,9 +7,10 @@ import platform
 import socket
 from typing import TYPE_CHECKING, Any
 
-from tap_onepassword.client import EventStream
-from tap_onepassword.emulator import Emulator
-from tap_onepassword.tap import TapOnePassword, one_malloc_arena
+from onepassword_emulator import Emulator
+from tap_onepassword.events import EventStream
+from tap_onepassword.run import one_malloc_arena
+from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
     import pytest
