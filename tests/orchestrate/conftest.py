@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from groups_harness import PROJECT_ROOT, Postgres, throwaway_postgres
 
-from tap_onepassword.emulator import AccountSpec, Emulator
+from onepassword_emulator import AccountSpec, Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

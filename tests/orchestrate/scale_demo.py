@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 from groups_harness import BIN, SCHEMA, STREAMS, Postgres, deployment, group_step, throwaway_postgres
 
-from tap_onepassword.emulator import AccountSpec, Emulator
+from onepassword_emulator import AccountSpec, Emulator
 
 
 def arguments() -> argparse.Namespace:

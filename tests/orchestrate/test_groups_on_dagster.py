@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from groups_harness import Postgres
 
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 pytestmark = pytest.mark.timeout(600)
 
