@@ -64,24 +64,30 @@ def run_meltano(context: OpExecutionContext, *args: str) -> float:
     went wrong (the tap's errors are one line, without tokens).
     """
     command = ["meltano", *args]
-    context.log.info(f"running: {' '.join(command)} (in {PROJECT_ROOT})")
+    shown = " ".join(command)
+    context.log.info("running: %s (in %s)", shown, PROJECT_ROOT)
     started = time.monotonic()
     done = subprocess.run(  # noqa: S603 - a fixed program with arguments from the project
         [meltano_executable(), *args],
-        cwd=PROJECT_ROOT, check=False, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+        check=False,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     seconds = time.monotonic() - started
     tail = "\n".join(done.stdout.splitlines()[-LOG_TAIL_LINES:])
     if done.returncode != 0:
-        failed = f"`{' '.join(command)}` exited with status {done.returncode}"
-        context.log.error(f"{failed}; its last lines:\n{tail}")
+        failed = f"`{shown}` exited with status {done.returncode}"
+        context.log.error("%s; its last lines:\n%s", failed, tail)
         raise dg.Failure(
             description=failed,
-            metadata={"output (last lines)": dg.MetadataValue.text(tail),
-                      "seconds": dg.MetadataValue.float(seconds)},
+            metadata={
+                "output (last lines)": dg.MetadataValue.text(tail),
+                "seconds": dg.MetadataValue.float(seconds),
+            },
         )
-    context.log.info(f"`{' '.join(command)}` done in {seconds:.1f} s\n{tail}")
+    context.log.info("`%s` done in %.1f s\n%s", shown, seconds, tail)
     return seconds
 
 
@@ -110,10 +116,12 @@ def group_op(group: AccountGroup) -> dg.OpDefinition:
     )
     def run_group(context: OpExecutionContext) -> None:
         seconds = run_meltano(context, "run", group.extractor, LOADER)
-        context.add_output_metadata({
-            "accounts": dg.MetadataValue.text(", ".join(group.accounts)),
-            "seconds": dg.MetadataValue.float(seconds),
-        })
+        context.add_output_metadata(
+            {
+                "accounts": dg.MetadataValue.text(", ".join(group.accounts)),
+                "seconds": dg.MetadataValue.float(seconds),
+            }
+        )
 
     return run_group
 
@@ -128,10 +136,12 @@ def groups_job(groups: list[AccountGroup]) -> dg.JobDefinition:
         "system database migration.",
         # Groups wait on the API, not on a core: run them all at once. Each step's process is
         # forked from a server that has imported these definitions once (not spawned afresh).
-        executor_def=dg.multiprocess_executor.configured({
-            "max_concurrent": max(len(group_ops), 1),
-            "start_method": {"forkserver": {}},
-        }),
+        executor_def=dg.multiprocess_executor.configured(
+            {
+                "max_concurrent": max(len(group_ops), 1),
+                "start_method": {"forkserver": {}},
+            }
+        ),
     )
     def onepassword_groups() -> None:
         migrated = meltano_system_database()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 BASE_EXTRACTOR = "tap-onepassword"
 GROUP_PREFIX = f"{BASE_EXTRACTOR}--"
@@ -60,6 +62,7 @@ def read_groups(project_root: Path) -> list[AccountGroup]:
     Raises:
         GroupsError: a group lists no accounts, or one account is in two groups (two parallel
             runs would then read it twice, sharing its token's request budget).
+
     """
     groups: list[AccountGroup] = []
     for path in project_files(project_root):
@@ -73,8 +76,10 @@ def read_groups(project_root: Path) -> list[AccountGroup]:
     for group in groups:
         for account in group.accounts:
             if account in owner:
-                msg = (f"account {account!r} is in groups {owner[account]!r} and {group.name!r}: "
-                       "list each account in one group only")
+                msg = (
+                    f"account {account!r} is in groups {owner[account]!r} and {group.name!r}: "
+                    "list each account in one group only"
+                )
                 raise GroupsError(msg)
             owner[account] = group.name
     return sorted(groups, key=lambda group: group.name)
@@ -85,18 +90,21 @@ def _group_of(extractor: dict[str, Any], path: Path) -> AccountGroup:
     name = str(extractor["name"])
     group = name.removeprefix(GROUP_PREFIX)
     if not _GROUP_NAME.fullmatch(group):
-        msg = (f"{path.name}: extractor {name!r}: a group name is lower-case letters, digits, "
-               "'-' and '_'")
+        msg = (
+            f"{path.name}: extractor {name!r}: a group name is lower-case letters, digits, "
+            "'-' and '_'"
+        )
         raise GroupsError(msg)
     if extractor.get("inherit_from") != BASE_EXTRACTOR:
         msg = f"{path.name}: extractor {name!r} must set `inherit_from: {BASE_EXTRACTOR}`"
         raise GroupsError(msg)
     accounts = (extractor.get("config") or {}).get("accounts") or []
-    names = tuple(str(account.get("name", "")) for account in accounts
-                  if isinstance(account, dict))
+    names = tuple(str(account.get("name", "")) for account in accounts if isinstance(account, dict))
     if not names or "" in names or len(names) != len(accounts):
-        msg = (f"{path.name}: extractor {name!r} must list its accounts under `config: accounts:`"
-               ", each with a name")
+        msg = (
+            f"{path.name}: extractor {name!r} must list its accounts under `config: accounts:`"
+            ", each with a name"
+        )
         raise GroupsError(msg)
     return AccountGroup(extractor=name, accounts=names)
 

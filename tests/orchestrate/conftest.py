@@ -24,8 +24,11 @@ def postgres() -> Iterator[Postgres]:
 @pytest.fixture(scope="module")
 def meltano_plugins() -> None:
     """Check that the project's Meltano plugins are installed (`make test` installs them)."""
-    missing = [name for name in ("extractors/tap-onepassword", "loaders/target-postgres")
-               if not (PROJECT_ROOT / ".meltano" / name / "venv").is_dir()]
+    missing = [
+        name
+        for name in ("extractors/tap-onepassword", "loaders/target-postgres")
+        if not (PROJECT_ROOT / ".meltano" / name / "venv").is_dir()
+    ]
     if missing:
         pytest.fail(f"Meltano plugins not installed ({', '.join(missing)}): run `make plugins`")
 

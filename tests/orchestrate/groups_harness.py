@@ -59,8 +59,10 @@ def _postgres_bin(name: str) -> str:
     candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
     if found or candidates:
         return found or str(candidates[-1])
-    msg = (f"PostgreSQL server program {name!r} not found: run `make test` (it installs "
-           "postgresql-15) or `apt-get install postgresql-15`")
+    msg = (
+        f"PostgreSQL server program {name!r} not found: run `make test` (it installs "
+        "postgresql-15) or `apt-get install postgresql-15`"
+    )
     raise RuntimeError(msg)
 
 
@@ -75,13 +77,14 @@ class Postgres:
 
     def conninfo(self, dbname: str = "postgres") -> str:
         """Return a libpq connection string for one database of the cluster."""
-        return (f"host={self.host} port={self.port} user={self.user} "
-                f"password={self.password} dbname={dbname}")
+        return (
+            f"host={self.host} port={self.port} user={self.user} "
+            f"password={self.password} dbname={dbname}"
+        )
 
     def sqlalchemy_url(self, dbname: str) -> str:
         """Return the SQLAlchemy URL of one database (how Meltano names its system database)."""
-        return (f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}"
-                f"/{dbname}")
+        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
 
     def create_database(self, name: str) -> str:
         """Create an empty database and return its name."""
@@ -108,17 +111,46 @@ def throwaway_postgres() -> Iterator[Postgres]:
     pg_ctl = _postgres_bin("pg_ctl")
     try:
         subprocess.run(
-            [*as_postgres, _postgres_bin("initdb"), "-D", str(data_dir), "-U", cluster.user,
-             f"--pwfile={password_file}", "--auth-host=scram-sha-256", "--auth-local=trust",
-             "-E", "UTF8", "--no-sync", "--no-instructions"],
-            check=True, capture_output=True,
+            [
+                *as_postgres,
+                _postgres_bin("initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                cluster.user,
+                f"--pwfile={password_file}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
         )
-        options = (f"-p {cluster.port} -c listen_addresses=127.0.0.1 -k {root} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        options = (
+            f"-p {cluster.port} -c listen_addresses=127.0.0.1 -k {root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
         started = subprocess.run(
-            [*as_postgres, pg_ctl, "-D", str(data_dir), "-l", str(log_file), "-o", options,
-             "-w", "-t", "60", "start"],
-            check=False, capture_output=True, text=True,
+            [
+                *as_postgres,
+                pg_ctl,
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
         )
         if started.returncode != 0:
             log = log_file.read_text() if log_file.exists() else ""
@@ -128,7 +160,8 @@ def throwaway_postgres() -> Iterator[Postgres]:
     finally:
         subprocess.run(
             [*as_postgres, pg_ctl, "-D", str(data_dir), "-m", "immediate", "-w", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
 
@@ -143,12 +176,23 @@ def token_variable(account: str) -> str:
 
 def groups_file(groups: Mapping[str, list[str]]) -> dict[str, Any]:
     """Return the included Meltano file that declares the groups: one extractor block each."""
-    return {"plugins": {"extractors": [
-        {"name": f"tap-onepassword--{group}", "inherit_from": "tap-onepassword",
-         "config": {"accounts": [{"name": account, "token": f"${token_variable(account)}"}
-                                 for account in accounts]}}
-        for group, accounts in groups.items()
-    ]}}
+    return {
+        "plugins": {
+            "extractors": [
+                {
+                    "name": f"tap-onepassword--{group}",
+                    "inherit_from": "tap-onepassword",
+                    "config": {
+                        "accounts": [
+                            {"name": account, "token": f"${token_variable(account)}"}
+                            for account in accounts
+                        ]
+                    },
+                }
+                for group, accounts in groups.items()
+            ]
+        }
+    }
 
 
 def scratch_project(folder: Path, groups: Mapping[str, list[str]]) -> Path:
@@ -161,8 +205,7 @@ def scratch_project(folder: Path, groups: Mapping[str, list[str]]) -> Path:
     project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
     project["include_paths"] = [*project.get("include_paths", []), "./groups.meltano.yml"]
     (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
-    (folder / "groups.meltano.yml").write_text(yaml.safe_dump(groups_file(groups),
-                                                              sort_keys=False))
+    (folder / "groups.meltano.yml").write_text(yaml.safe_dump(groups_file(groups), sort_keys=False))
     system = folder / ".meltano"
     system.mkdir()
     for kind in ("extractors", "loaders"):
@@ -205,34 +248,52 @@ class GroupsDeployment:
     env: dict[str, str]
     system_database: str  # libpq connection string of Meltano's system database
 
-    def execute(self, timeout: float = 300) -> Execution:
+    def execute(self, timeout: float = 600) -> Execution:
         """Run the groups job once, to completion, and return what Dagster recorded."""
-        return self.execute_at_once(1, timeout)[0]
+        return self.execute_at_once([None], timeout)[0]
 
-    def execute_at_once(self, count: int, timeout: float = 300) -> list[Execution]:
-        """Start the groups job `count` times at once (as overlapping schedule ticks would)."""
+    def execute_at_once(
+        self,
+        selections: list[str | None],
+        timeout: float = 600,
+    ) -> list[Execution]:
+        """Start the groups job once per selection at the same time; wait for all of them.
+
+        A selection names the ops to run (Dagster's `--op-selection`, e.g. one group's op, as
+        a person re-running one group would); `None` runs the whole job.
+        """
         known = self._run_ids()
-        command = [str(BIN / "dagster"), "job", "execute", "-m", "orchestrate.definitions",
-                   "-j", "onepassword_groups"]
-        logs = [tempfile.TemporaryFile("w+") for _ in range(count)]
-        # Each in its own process group, so that a run past its time is stopped whole.
-        processes = [subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, text=True,
-                                      stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True) for log in logs]
-        deadline = time.monotonic() + timeout
-        executions = []
-        try:
+        command = [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "orchestrate.definitions",
+            "-j",
+            "onepassword_groups",
+        ]
+        with contextlib.ExitStack() as stack:
+            logs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in selections]
+            # Each in its own process group, so that a run past its time is stopped whole.
+            processes = [
+                subprocess.Popen(
+                    [*command, *(["--op-selection", selection] if selection else [])],
+                    cwd=PROJECT_ROOT,
+                    env=self.env,
+                    text=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                for selection, log in zip(selections, logs, strict=True)
+            ]
+            stack.callback(_stop, processes)
+            deadline = time.monotonic() + timeout
+            executions = []
             for process, log in zip(processes, logs, strict=True):
                 returncode = process.wait(timeout=max(deadline - time.monotonic(), 0))
                 log.seek(0)
                 executions.append(Execution(returncode, log.read()))
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-            for log in logs:
-                log.close()
         for run_id in self._run_ids():
             if run_id in known:
                 continue
@@ -245,8 +306,10 @@ class GroupsDeployment:
         """Return every state Meltano's system database holds, by state ID (read from its table)."""
         with psycopg.connect(self.system_database) as conn:
             rows = conn.execute("SELECT state_id, completed_state FROM state").fetchall()
-        return {state_id: json.loads(state) if isinstance(state, str) else state
-                for state_id, state in rows}
+        return {
+            state_id: json.loads(state) if isinstance(state, str) else state
+            for state_id, state in rows
+        }
 
     def _run_ids(self) -> list[str]:
         """Return the IDs of the runs the Dagster instance holds, oldest first."""
@@ -259,8 +322,11 @@ class GroupsDeployment:
         """Read each step's attempts in one run from the Dagster instance's storage."""
         from dagster import DagsterEventType, DagsterInstance  # noqa: PLC0415 - the optional extra
 
-        ends = {DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
-                DagsterEventType.STEP_UP_FOR_RETRY}
+        ends = {
+            DagsterEventType.STEP_SUCCESS,
+            DagsterEventType.STEP_FAILURE,
+            DagsterEventType.STEP_UP_FOR_RETRY,
+        }
         steps: dict[str, list[StepAttempt]] = {}
         started: dict[str, datetime] = {}
         with DagsterInstance.from_config(str(self.dagster_home)) as instance:
@@ -269,13 +335,24 @@ class GroupsDeployment:
                 if event is None or entry.step_key is None:
                     continue
                 when = datetime.fromtimestamp(entry.timestamp, tz=timezone.utc)
-                if event.event_type in {DagsterEventType.STEP_START,
-                                        DagsterEventType.STEP_RESTARTED}:
+                if event.event_type in {
+                    DagsterEventType.STEP_START,
+                    DagsterEventType.STEP_RESTARTED,
+                }:
                     started[entry.step_key] = when
                 elif event.event_type in ends:
-                    steps.setdefault(entry.step_key, []).append(StepAttempt(
-                        started[entry.step_key], when, event.event_type.value))
+                    steps.setdefault(entry.step_key, []).append(
+                        StepAttempt(started[entry.step_key], when, event.event_type.value)
+                    )
         return steps
+
+
+def _stop(processes: list[subprocess.Popen[str]]) -> None:
+    """Kill the process group of every process still running."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def state_id(group: str) -> str:
@@ -293,6 +370,7 @@ def deployment(  # noqa: PLR0913 - everything a deployment is made of, spelled o
     cluster: Postgres,
     groups: Mapping[str, list[str]],
     tokens: Mapping[str, str],
+    *,
     base_url: str,
     page_size: int,
     extra_env: Mapping[str, str] | None = None,
@@ -302,25 +380,32 @@ def deployment(  # noqa: PLR0913 - everything a deployment is made of, spelled o
     dagster_home = folder / "dagster-home"
     dagster_home.mkdir()
     shutil.copy(PROJECT_ROOT / "orchestrate" / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(_FOREIGN_ENV_PREFIXES)}
-    env.update({
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        "DAGSTER_HOME": str(dagster_home),
-        "MELTANO_PROJECT_ROOT": str(project),
-        "MELTANO_ENVIRONMENT": STATE_PREFIX,
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "MELTANO_DATABASE_URI": cluster.sqlalchemy_url(cluster.create_database("meltano")),
-        "TAP_ONEPASSWORD_BASE_URL": base_url,
-        "TAP_ONEPASSWORD_PAGE_SIZE": str(page_size),
-        "TARGET_POSTGRES_HOST": cluster.host,
-        "TARGET_POSTGRES_PORT": str(cluster.port),
-        "TARGET_POSTGRES_USER": cluster.user,
-        "TARGET_POSTGRES_PASSWORD": cluster.password,
-        "TARGET_POSTGRES_DATABASE": cluster.create_database("warehouse"),
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
-    })
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(_FOREIGN_ENV_PREFIXES)
+    }
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "DAGSTER_HOME": str(dagster_home),
+            "MELTANO_PROJECT_ROOT": str(project),
+            "MELTANO_ENVIRONMENT": STATE_PREFIX,
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "MELTANO_DATABASE_URI": cluster.sqlalchemy_url(cluster.create_database("meltano")),
+            "TAP_ONEPASSWORD_BASE_URL": base_url,
+            "TAP_ONEPASSWORD_PAGE_SIZE": str(page_size),
+            "TARGET_POSTGRES_HOST": cluster.host,
+            "TARGET_POSTGRES_PORT": str(cluster.port),
+            "TARGET_POSTGRES_USER": cluster.user,
+            "TARGET_POSTGRES_PASSWORD": cluster.password,
+            "TARGET_POSTGRES_DATABASE": cluster.create_database("warehouse"),
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
+        }
+    )
     env.update({token_variable(account): token for account, token in tokens.items()})
     env.update(extra_env or {})
-    return GroupsDeployment(project=project, dagster_home=dagster_home, env=env,
-                            system_database=cluster.conninfo("meltano"))
+    return GroupsDeployment(
+        project=project,
+        dagster_home=dagster_home,
+        env=env,
+        system_database=cluster.conninfo("meltano"),
+    )
