@@ -19,8 +19,8 @@ Environment (read when the definitions load, by the Dagster process and each ste
 `MELTANO_PROJECT_ROOT` (default: this repository), `MELTANO_DATABASE_URI` (the shared system
 database, e.g. `postgresql+psycopg://user:password@host/meltano`; Meltano reads it itself),
 `ONEPASSWORD_GROUPS_LOADER` (default `target-postgres`), `ONEPASSWORD_GROUPS_RETRIES` (default
-2) and `ONEPASSWORD_GROUPS_RETRY_DELAY` (seconds before the first retry, doubled each time;
-default 60). The groups' tokens and the loader's settings come from the environment or `.env`,
+2) and `ONEPASSWORD_GROUPS_RETRY_DELAY` (seconds before the first retry, default 60; Dagster's
+exponential backoff waits 2^n - 1 times that before the n-th). The groups' tokens and the loader's settings come from the environment or `.env`,
 as for any Meltano run.
 """
 
