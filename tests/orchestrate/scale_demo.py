@@ -44,7 +44,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--groups", type=int, default=3, help="number of groups (default 3)")
     parser.add_argument("--accounts-per-group", type=int, default=2, help="default 2")
     parser.add_argument(
-        "--events", type=int, default=2000, help="events per stream and account (default 2000)"
+        "--events", type=int, default=1000, help="events per stream and account (default 1000)"
     )
     parser.add_argument("--page-size", type=int, default=100, help="default 100")
     parser.add_argument(
