@@ -82,8 +82,8 @@ scale-demo: venv plugins postgres
 	@$(RUN) $(BIN)/python tests/orchestrate/scale_demo.py $(SCALE_ARGS)
 
 lint: venv
-	@$(BIN)/ruff check tap_onepassword tests scripts benchmarks
-	@$(BIN)/mypy tap_onepassword
+	@$(BIN)/ruff check tap_onepassword orchestrate tests scripts benchmarks
+	@$(BIN)/mypy tap_onepassword orchestrate
 
 clean:
 	rm -rf $(VENV) .meltano output .pytest_cache

@@ -20,8 +20,8 @@ Environment (read when the definitions load, by the Dagster process and each ste
 database, e.g. `postgresql+psycopg://user:password@host/meltano`; Meltano reads it itself),
 `ONEPASSWORD_GROUPS_LOADER` (default `target-postgres`), `ONEPASSWORD_GROUPS_RETRIES` (default
 2) and `ONEPASSWORD_GROUPS_RETRY_DELAY` (seconds before the first retry, default 60; Dagster's
-exponential backoff waits 2^n - 1 times that before the n-th). The groups' tokens and the loader's settings come from the environment or `.env`,
-as for any Meltano run.
+exponential backoff waits 2^n - 1 times that before the n-th). The groups' tokens and the
+loader's settings come from the environment or `.env`, as for any Meltano run.
 """
 
 # No `from __future__ import annotations`: Dagster reads the op's `context` annotation at run
