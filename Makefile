@@ -49,15 +49,17 @@ postgres:
 			&& echo ">> PostgreSQL server installed"; \
 	fi
 
-test: venv plugins postgres
+# Lint first: CI (.ci/run) fails on a lint failure before any test runs.
+test: venv lint plugins postgres
 	@echo ">> running the test suite"
 	@$(RUN) $(BIN)/python -m pytest
 
 demo: venv plugins
 	@$(RUN) $(BIN)/python scripts/demo.py
 
-# Rewrite the settings table in README.md and the extractor's settings in meltano.yml from
-# the tap's config schema (run after changing a setting; the tests fail while they differ).
+# Rewrite the settings and streams tables in README.md and the extractor's settings in
+# meltano.yml from the tap (run after changing a setting or a stream; the tests fail while
+# they differ).
 settings: venv
 	@$(RUN) $(BIN)/python scripts/sync_settings.py
 
@@ -79,11 +81,19 @@ soak: venv
 # minutes): per group, the events that landed and how long its step took.
 # Knobs: make scale-demo SCALE_ARGS="--help".
 scale-demo: venv plugins postgres
-	@$(RUN) $(BIN)/python tests/orchestrate/scale_demo.py $(SCALE_ARGS)
+	@$(RUN) $(BIN)/python -m tests.orchestrate.scale_demo $(SCALE_ARGS)
 
+# ruff (lint and formatting), mypy (the package, the emulator and the tests) and the import
+# contract in pyproject.toml (command line -> tap -> run -> streams -> API client -> helpers;
+# the tap and the emulator independent). The same checks run as pre-commit hooks.
 lint: venv
-	@$(BIN)/ruff check tap_onepassword orchestrate tests scripts benchmarks
-	@$(BIN)/mypy tap_onepassword orchestrate
+	@echo ">> lint: ruff check, ruff format --check, mypy, import contract"
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/mypy
+	@$(BIN)/lint-imports > $(VENV)/lint-imports.log 2>&1 \
+		|| { cat $(VENV)/lint-imports.log; echo "!! the import contract is broken (see above)"; exit 1; }
+	@tail -n 1 $(VENV)/lint-imports.log
 
 clean:
 	rm -rf $(VENV) .meltano output .pytest_cache

@@ -15,9 +15,6 @@ import hmac
 import json
 from dataclasses import dataclass
 
-FEATURES = ("signinattempts", "itemusages", "auditevents")
-"""Every feature a token may grant, in the order the service lists them."""
-
 AUDIENCE_CLAIM = "aud"
 FEATURES_CLAIM = "1password.com/fts"
 ACCOUNT_CLAIM = "1password.com/auuid"
@@ -102,9 +99,7 @@ class TokenAuthority:
             raise TokenError(msg)
         header, payload, signature = parts
         try:
-            expected = hmac.new(
-                self._key, f"{header}.{payload}".encode(), hashlib.sha512
-            ).digest()
+            expected = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha512).digest()
             if header != self._header or not hmac.compare_digest(expected, _unb64url(signature)):
                 msg = "unknown token"
                 raise TokenError(msg)

@@ -1,17 +1,15 @@
-"""Fixtures for the account-group tests: PostgreSQL, the emulator, Meltano's plugins."""
+"""Fixtures for the account-group tests: PostgreSQL and Meltano's plugins."""
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from groups_harness import PROJECT_ROOT, Postgres, throwaway_postgres
+from tests.orchestrate.groups_harness import PROJECT_ROOT, Postgres, throwaway_postgres
 
-from onepassword_emulator import AccountSpec, Emulator
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +29,3 @@ def meltano_plugins() -> None:
     ]
     if missing:
         pytest.fail(f"Meltano plugins not installed ({', '.join(missing)}): run `make plugins`")
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Emulator]]:
-    """Return a factory of emulators serving the named accounts; all are stopped at teardown."""
-    started: list[Emulator] = []
-
-    def factory(accounts: list[str], **options: Any) -> Emulator:
-        emulator = Emulator(accounts=[AccountSpec(name) for name in accounts], **options)
-        started.append(emulator.start(host="127.0.0.1", port=0))
-        return emulator
-
-    yield factory
-    for emulator in started:
-        with contextlib.suppress(Exception):
-            emulator.stop()

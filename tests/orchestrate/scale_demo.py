@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from groups_harness import (
+from tests.orchestrate.groups_harness import (
     BIN,
     SCHEMA,
     STREAMS,

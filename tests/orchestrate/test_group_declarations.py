@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from groups_harness import scratch_project
-
 from orchestrate.groups import AccountGroup, GroupsError, read_groups
+from tests.orchestrate.groups_harness import scratch_project
 
 if TYPE_CHECKING:
     from pathlib import Path

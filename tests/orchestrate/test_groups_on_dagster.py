@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from groups_harness import (
+from onepassword_emulator import AccountSpec
+
+from tests.orchestrate.groups_harness import (
     SCHEMA,
     STREAMS,
     deployment,
@@ -23,11 +25,11 @@ from groups_harness import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from datetime import datetime
     from pathlib import Path
 
-    from groups_harness import Execution, Postgres
+
+    from tests.orchestrate.groups_harness import Execution, Postgres
 
     from onepassword_emulator import Emulator
 
@@ -106,15 +108,20 @@ def add_new_and_late_events(emulator: Emulator) -> set[Key]:
     return served(emulator) - before
 
 
+@pytest.fixture
+def emulator_options() -> dict[str, Any]:
+    """Every group's accounts, with a latency that makes a group's reading last seconds."""
+    accounts = [AccountSpec(account) for members in GROUPS.values() for account in members]
+    return {"seed": 17, "events": 160, "latency_ms": 500, "accounts": accounts}
+
+
 def test_groups_run_at_once_alone_in_failure_each_with_its_own_state_then_resume(
     postgres: Postgres,
     meltano_plugins: None,
-    serve: Callable[..., Emulator],
+    emulator: Emulator,
     tmp_path: Path,
 ) -> None:
     del meltano_plugins
-    accounts = [account for members in GROUPS.values() for account in members]
-    emulator = serve(accounts, seed=17, events=160, latency_ms=500)
     tokens = {account.name: account.token for account in emulator.accounts}
     # gamma's token has expired: its group fails, is retried once, and fails again.
     expired = {**tokens, "c1": emulator.mint_token("c1", exp=time.time() - 3600)}
