@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from tests.orchestrate.groups_harness import PROJECT_ROOT, Postgres, throwaway_postgres
 
+from tests.orchestrate.groups_harness import PROJECT_ROOT, Postgres, throwaway_postgres
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

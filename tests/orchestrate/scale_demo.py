@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import psycopg
+
+from onepassword_emulator import AccountSpec, Emulator
 from tests.orchestrate.groups_harness import (
     BIN,
     SCHEMA,
@@ -34,8 +36,6 @@ from tests.orchestrate.groups_harness import (
     group_step,
     throwaway_postgres,
 )
-
-from onepassword_emulator import AccountSpec, Emulator
 
 
 def arguments() -> argparse.Namespace:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
 from orchestrate.groups import AccountGroup, GroupsError, read_groups
 from tests.orchestrate.groups_harness import scratch_project
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
-from onepassword_emulator import AccountSpec
 
+from onepassword_emulator import AccountSpec
 from tests.orchestrate.groups_harness import (
     SCHEMA,
     STREAMS,
@@ -28,10 +28,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
-
-    from tests.orchestrate.groups_harness import Execution, Postgres
-
     from onepassword_emulator import Emulator
+    from tests.orchestrate.groups_harness import Execution, Postgres
 
 pytestmark = pytest.mark.timeout(1200)
 
