@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml emulator/pyproject.toml
 	@echo ">> creating virtualenv in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo ">> installing tap-onepassword with its test tools, and the emulator (pip)"
+	@# The emulator last: a virtualenv made before it had a distribution of its own holds an old
+	@# tap that owned its command, and upgrading that tap removes the command.
 	@{ $(BIN)/python -m pip install --disable-pip-version-check --upgrade pip \
-		&& $(BIN)/python -m pip install --disable-pip-version-check -e ./emulator -e '.[dev]'; } > $(VENV)/pip-install.log 2>&1 \
+		&& $(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]' \
+		&& $(BIN)/python -m pip install --disable-pip-version-check --no-deps --force-reinstall -e ./emulator; } > $(VENV)/pip-install.log 2>&1 \
 		|| { tail -n 30 $(VENV)/pip-install.log; echo "!! pip install failed (full log: $(VENV)/pip-install.log)"; exit 1; }
 	@touch $(STAMP)
 	@echo ">> virtualenv ready"
