@@ -182,6 +182,22 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
                 self._sessions[account.name] = session
             return session
 
+    def release_session(self, account: Account) -> None:
+        """Close the account's session once its pages are read: its connection goes too.
+
+        With a thousand accounts, sessions kept to the end of the run would hold a thousand
+        connections (and file descriptors) per stream.
+
+        Args:
+            account: The account.
+
+        """
+        with self._sessions_lock:
+            session = self._sessions.pop(account.name, None)
+            self._verify.pop(account.name, None)
+        if session is not None:
+            session.close()
+
     # Network side -----------------------------------------------------------------------
 
     def fetch(
@@ -404,6 +420,10 @@ class EventStream(OnePasswordStream):
     MAX_FALLBACKS: ClassVar[int] = 10
     """Rejected cursors answered by a fallback in one run, per stream and account."""
 
+    # The bookmark (`replication_key_value`: the newest event emitted) is set by `commit_page`
+    # for whole pages only, so any STATE holds only what was emitted.
+    BOOKMARK_PER_RECORD = False
+
     http_method = "POST"
     primary_keys = ("account_name", "uuid")
     replication_key = "timestamp"
@@ -548,12 +568,15 @@ class EventStream(OnePasswordStream):
         paginator: EventsCursorPaginator[PageT],
     ) -> Generator[PageT, None, None]:
         account = self.account_of(context)
-        while not paginator.finished:
-            body = paginator.current_value or first_body
-            request = self.get_http_request(page=PageContext(context, body))
-            page = self.fetch(account, request, paginator.page_of)
-            yield page
-            paginator.advance_past(page)
+        try:
+            while not paginator.finished:
+                body = paginator.current_value or first_body
+                request = self.get_http_request(page=PageContext(context, body))
+                page = self.fetch(account, request, paginator.page_of)
+                yield page
+                paginator.advance_past(page)
+        finally:
+            self.release_session(account)
 
     # SDK side ---------------------------------------------------------------------------
 
@@ -588,7 +611,7 @@ class EventStream(OnePasswordStream):
                 yield from self.emit(context, state, progress, pages)
                 break
             except CursorRejectedError as rejected:
-                newest = state.get("cursor_max_timestamp")
+                newest = newest_emitted(state)
                 if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
                     msg = (
                         f"{self.name}, account '{account.name}': the API rejected a cursor again "
@@ -726,7 +749,12 @@ class EventStream(OnePasswordStream):
     def commit_page(
         self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None
     ) -> None:
-        """Record that every record of `page` was emitted, and write a STATE message.
+        """Record that every record of `page` was emitted, and offer a STATE message.
+
+        The partition's state holds what the next run needs and no more: the cursor, the
+        endpoint that made it, the `end_date` it was made under (only when one is set), and
+        the newest event emitted (the SDK's bookmark, kept by the tap: the fallback reads
+        again from there minus the lookback).
 
         Args:
             state: The partition's writable state.
@@ -734,24 +762,28 @@ class EventStream(OnePasswordStream):
             newest: Largest normalised timestamp emitted from it.
 
         """
-        self.settle_bookmark()  # the SDK's per-record bookmark first, as without deferral
+        previous = newest_emitted(state)
+        state.pop("cursor_max_timestamp", None)  # states of earlier versions kept it apart
         state["cursor"] = page.cursor
         state["cursor_endpoint"] = self.path
-        state["cursor_end_date"] = self.end_bound
-        previous = state.get("cursor_max_timestamp")
-        if newest is not None and (previous is None or newest > previous):
-            state["cursor_max_timestamp"] = newest
-        if state.get("cursor_max_timestamp") is not None:
-            # The SDK's bookmark follows the latest record; keep it at the newest event instead.
+        if self.end_bound is None:
+            state.pop("cursor_end_date", None)
+        else:
+            state["cursor_end_date"] = self.end_bound
+        if newest is None or (previous is not None and previous >= newest):
+            newest = previous
+        if newest is not None:
             state["replication_key"] = self.replication_key
-            state["replication_key_value"] = state["cursor_max_timestamp"]
+            state["replication_key_value"] = newest
         self.write_state_now()
 
     def write_state_now(self) -> None:
-        """Write a STATE message even if no record was written since the last one.
+        """Offer a STATE message even if no record was written since the last one.
 
-        Uses the SDK's private `_write_state_message` and its flushed flag (pinned by
-        `singer-sdk~=0.54.9`; `tests/tap/test_state.py` fails if either moves).
+        The tap's STATE writer lets it out when the cadence allows (`cadence.py`); the run's
+        last STATE always goes out. Uses the SDK's private `_write_state_message` and its
+        flushed flag (pinned by `singer-sdk~=0.54.9`; `tests/tap/test_state.py` fails if either
+        moves).
         """
         self.state_manager.is_flushed = False
         self._write_state_message()
@@ -857,7 +889,7 @@ class EventStream(OnePasswordStream):
         settings = self.settings
         now = datetime.now(timezone.utc)
         start = max(settings.start_date or retention_start(now), retention_start(now))
-        since = state.get("cursor_max_timestamp") or state.get("replication_key_value")
+        since = newest_emitted(state)
         if isinstance(since, str):
             try:
                 start = max(start, parse_timestamp(since) - settings.lookback)
@@ -907,6 +939,23 @@ class EventStream(OnePasswordStream):
                 self.name,
                 ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
             )
+
+
+def newest_emitted(state: dict[str, Any]) -> str | None:
+    """Return the newest event timestamp a partition's state says was emitted, if any.
+
+    States written before the tap kept it as the SDK's bookmark held it as
+    `cursor_max_timestamp` (the bookmark could then run ahead within a page).
+
+    Args:
+        state: A partition's state.
+
+    Returns:
+        The normalised timestamp, or None.
+
+    """
+    newest = state.get("cursor_max_timestamp") or state.get("replication_key_value")
+    return newest if isinstance(newest, str) else None
 
 
 def _rfc3339_floor(instant: datetime) -> str:

@@ -7,9 +7,10 @@ lookup per record that the tap overwrites after each page anyway, and one `write
 system call per message.
 
 `SingerOutput`, the tap's message writer, encodes with the SDK's own msgspec encoder into one
-buffer and hands it to stdout whenever a message other than RECORD goes out (the STATE after
-each page, SCHEMA) or the buffer passes 256 KiB. Records therefore never reach a target after
-the STATE that covers them, and a crash loses only records no STATE had committed yet.
+buffer and hands it to stdout whenever a message other than RECORD goes out (a STATE, a
+SCHEMA), a page was emitted, or the buffer passes 256 KiB. Records therefore never reach a
+target after the STATE that covers them, and a crash loses only records no STATE had
+committed yet.
 
 `LeanRecordOutput`, mixed into the tap's streams, writes a record straight into that buffer
 when nothing on the SDK's path could change it (every property selected, no stream map or
@@ -22,8 +23,9 @@ written or finalised: for a stream that is sorted and not checked, the SDK simpl
 latest record's value, so only the last record before each write matters. And without child
 streams, it skips the child-context work the SDK does per record.
 
-`StateOutput` replaces the SDK's STATE writer (`Tap._state_writer`) with one that keeps its
-copy of the last state by a msgspec round trip instead of `copy.deepcopy`.
+`StateOutput` replaces the SDK's STATE writer (`Tap._state_writer`) with one that writes a STATE
+at the pace of a `StateCadence` (every few seconds, never more bytes than the records) and
+compares encoded bytes instead of keeping a `copy.deepcopy` of the last state.
 
 These overrides touch private SDK members (`Stream._write_record_message`,
 `Stream._increment_stream_state`, `Stream._write_state_message`, `Stream._finalize_state`,
@@ -39,13 +41,14 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import msgspec
 from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from typing_extensions import override
+
+from tap_onepassword.cadence import StateCadence
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,6 +69,7 @@ class SingerOutput(MsgSpecWriter):
         """Start with an empty buffer."""
         super().__init__()
         self._buffer = bytearray()
+        self._handed_over = 0
         self._flushing = False
         self._deferred: Callable[[], None] | None = None
         # The bytes around a record's own JSON in its RECORD line, for the last
@@ -97,6 +101,31 @@ class SingerOutput(MsgSpecWriter):
         action, self._deferred = self._deferred, None
         if action is not None:
             action()
+
+    @property
+    def written(self) -> int:
+        """Bytes of messages written so far (handed to stdout or buffered)."""
+        return self._handed_over + len(self._buffer)
+
+    def write_state_json(self, state_json: bytes) -> int:
+        """Write a STATE message whose value is already encoded, and hand it to stdout.
+
+        Args:
+            state_json: The state's JSON, as the SDK's encoder makes it.
+
+        Returns:
+            Bytes of the STATE line.
+
+        """
+        before = len(self._buffer)
+        self._buffer += b'{"type":"STATE","value":'
+        self._buffer += state_json
+        self._buffer += b"}\n"
+        size = len(self._buffer) - before
+        self.flush()
+        if self._deferred is not None:
+            self._run_deferred()
+        return size
 
     @override
     def write_message(self, message: Message) -> None:
@@ -185,6 +214,7 @@ class SingerOutput(MsgSpecWriter):
                 view = view[written if written is not None else len(view) :]
             view.release()
             out.flush()
+            self._handed_over += len(self._buffer)
             self._buffer.clear()
         finally:
             self._flushing = False
@@ -216,37 +246,63 @@ class EncodedRecord(dict[str, Any]):
 
 
 class StateOutput:
-    """The SDK's STATE writer (write when the state changed), without its deep copy.
+    """The SDK's STATE writer (write when the state changed), at the pace of a `StateCadence`.
 
-    The SDK keeps a `copy.deepcopy` of each state it writes, to leave out a STATE equal to the
-    last one; with a STATE after every page that copy is the SDK side's largest cost per page.
-    A state is JSON (it goes out as JSON), so a msgspec round trip copies it as faithfully, ten
-    times faster. Anything not JSON in a state would only compare unequal and be written again.
+    The SDK asks for a STATE after every page the tap emitted (and every 10,000 records, and at
+    the end of each stream); each holds the state of every stream and account. This writer lets
+    one out only when the cadence allows it (`cadence.py`), and always at the end
+    (`write_final`). It leaves out a STATE equal to the last one written, as the SDK's does,
+    comparing the encoded bytes instead of keeping a deep copy.
     """
 
     def __init__(self, message_writer: GenericSingerWriter[Any, Any]) -> None:
-        """Write through `message_writer`.
+        """Write through `message_writer`, with no limit until `cadence` is set.
 
         Args:
             message_writer: The tap's message writer.
 
         """
         self._message_writer = message_writer
-        self._last_emitted_state: dict[str, Any] | None = None
+        self.cadence = StateCadence(0)
+        self._last_json: bytes | None = None
+        self.messages = 0
+        """STATE messages written."""
 
     def write_state(self, state: dict[str, Any]) -> None:
-        """Write a STATE message unless it equals the last one written.
+        """Write a STATE message if the cadence allows and it differs from the last one.
 
         Args:
             state: The tap's whole state.
 
         """
-        if self._last_emitted_state is None or state != self._last_emitted_state:
-            self._message_writer.write_message(StateMessage(value=state))
-            self._last_emitted_state = _state_decoder.decode(encoder.encode(state))
+        writer = self._message_writer
+        written = writer.written if isinstance(writer, SingerOutput) else 0
+        if self.cadence.due(written):
+            self._write(state)
 
+    def write_final(self, state: dict[str, Any]) -> None:
+        """Write the run's last STATE message (unless it equals the last one written).
 
-_state_decoder = msgspec.json.Decoder(dict[str, Any])
+        Args:
+            state: The tap's whole state.
+
+        """
+        self._write(state)
+
+    def _write(self, state: dict[str, Any]) -> None:
+        state_json = encoder.encode(state)
+        if state_json == self._last_json:
+            return
+        self._last_json = state_json
+        writer = self._message_writer
+        if isinstance(writer, SingerOutput):
+            size = writer.write_state_json(state_json)
+            self.cadence.wrote(writer.written, size)
+        else:
+            writer.write_message(StateMessage(value=state))
+            self.cadence.wrote(0, 0)
+        self.messages += 1
+
 
 
 def _record_frame(
@@ -287,6 +343,10 @@ class LeanRecordOutput(Stream):
 
     LEAN_OUTPUT: ClassVar[bool] = True
     """Write records through `SingerOutput.write_record` when nothing would change them."""
+
+    BOOKMARK_PER_RECORD: ClassVar[bool] = True
+    """Let the SDK move the bookmark (`replication_key_value`) after records; False when the
+    stream sets it itself, only for what it has committed."""
 
     _unsettled_bookmark: tuple[Record, Context | None] | None = None
     _extracted_at: datetime | None = None
@@ -364,6 +424,8 @@ class LeanRecordOutput(Stream):
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
     ) -> None:
+        if not self.BOOKMARK_PER_RECORD:
+            return
         key = self._deferred_bookmark_key
         if key is not None and latest_record.get(key) is not None:
             self._unsettled_bookmark = (latest_record, context)

@@ -68,7 +68,6 @@ class Partition:
     """Pages in the queue, plus one while a request is out."""
     held: int = 0
     """Bytes of the queue's pages, plus the room reserved while a request is out."""
-    waiting: bool = False
     taken: bool = False
     abandoned: bool = False
 
@@ -110,6 +109,12 @@ class ReadAhead:
         self._current = 0
         self._next_to_start = 0
         self._closed = False
+        # Kept as they change, not summed over every partition on each check: with a
+        # thousand accounts the room rule runs thousands of times a second.
+        self._ahead_held = 0
+        """Bytes held by the partitions after the current one."""
+        self._waiting: set[Partition] = set()
+        """Partitions whose worker waits for room (at most one per worker)."""
         self._threads = [
             threading.Thread(target=self._work, name=f"read-ahead-{n}", daemon=True)
             for n in range(max(1, min(workers, len(self._partitions))))
@@ -142,6 +147,8 @@ class ReadAhead:
             partition.taken = True
             for earlier in self._partitions[self._current : partition.index]:
                 self._abandon(earlier)
+            for passed in self._partitions[self._current + 1 : partition.index + 1]:
+                self._ahead_held -= passed.held  # no longer ahead of the current one
             self._current = partition.index
             self._changed.notify_all()
         return self._pages(partition)
@@ -156,7 +163,7 @@ class ReadAhead:
                     item = partition.queue.popleft()
                     if isinstance(item, _PAGES):
                         partition.pages -= 1
-                        partition.held -= _text_size(item)
+                        self._add_held(partition, -_text_size(item))
                         self._changed.notify_all()
                 if item is _END:
                     finished = True
@@ -221,35 +228,40 @@ class ReadAhead:
             return partition.pages < CURRENT_PAGES
         if partition.index < self._current:
             return False
-        ahead = self._partitions[self._current + 1 :]
-        if any(other.waiting and other.index < partition.index for other in ahead):
+        if any(self._current < other.index < partition.index for other in self._waiting):
             return False  # the nearer partitions get room first
-        return sum(other.held for other in ahead) + self._room <= self._max_bytes
+        return self._ahead_held + self._room <= self._max_bytes
+
+    def _add_held(self, partition: Partition, size: int) -> None:
+        """Under the lock: count `size` more bytes held by `partition` (negative: fewer)."""
+        partition.held += size
+        if partition.index > self._current:
+            self._ahead_held += size
 
     def _reserve(self, partition: Partition) -> bool:
         """Wait for room for one more page; False when paging should stop."""
         with self._lock:
-            partition.waiting = True
+            self._waiting.add(partition)
             try:
                 while not (self._closed or partition.abandoned or self._may_fetch(partition)):
                     self._changed.wait()
             finally:
-                partition.waiting = False
+                self._waiting.discard(partition)
             if self._closed or partition.abandoned:
                 return False
             partition.pages += 1
-            partition.held += self._room
+            self._add_held(partition, self._room)
             return True
 
     def _put(self, partition: Partition, item: object, *, reserved: bool = True) -> None:
         with self._lock:
             if reserved:
                 partition.pages -= 1
-                partition.held -= self._room
+                self._add_held(partition, -self._room)
             if not (self._closed or partition.abandoned):
                 if isinstance(item, _PAGES):
                     partition.pages += 1
-                    partition.held += _text_size(item)
+                    self._add_held(partition, _text_size(item))
                 partition.queue.append(item)
             self._changed.notify_all()
 
@@ -259,7 +271,7 @@ class ReadAhead:
         for item in partition.queue:
             if isinstance(item, _PAGES):
                 partition.pages -= 1
-                partition.held -= _text_size(item)
+                self._add_held(partition, -_text_size(item))
         partition.queue.clear()
         self._changed.notify_all()
 

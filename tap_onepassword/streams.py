@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_onepassword.settings import Account
+    from tap_onepassword.tap import TapOnePassword
 
 
 class SignInAttemptsStream(EventStream):
@@ -60,6 +61,19 @@ class IntrospectionStream(OnePasswordStream):
     schema = schemas.INTROSPECTION.to_dict()
     primary_keys = ("account_name", "uuid")
 
+    def __init__(self, tap: TapOnePassword) -> None:
+        """Create the stream, with one (empty) state for all accounts.
+
+        Nothing of it is resumed, so no entry per account: a thousand accounts would put a
+        thousand empty ones in every STATE message.
+
+        Args:
+            tap: The tap.
+
+        """
+        super().__init__(tap)
+        self.state_partitioning_keys = ()
+
     @property
     def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
         """`/api/v2/auth/introspect`, or the deprecated v1 route when `api_version` is v1."""
@@ -91,7 +105,12 @@ class IntrospectionStream(OnePasswordStream):
         """
         context = {"account_name": account.name}
         request = self.get_http_request(page=PageContext(context, None))
-        answer = self.fetch(account, request, lambda response: decode_object(response.content))
+        try:
+            answer = self.fetch(
+                account, request, lambda response: decode_object(response.content)
+            )
+        finally:
+            self.release_session(account)
         record = {V1_INTROSPECTION_KEYS.get(key, key): value for key, value in answer.items()}
         known = self.schema["properties"]
         unknown = sorted(key for key in record if key not in known)
