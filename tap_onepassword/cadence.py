@@ -7,9 +7,9 @@ one run of 200 accounts). Now a STATE goes out only when both hold:
 
 - at least `interval` seconds passed since the last one (the `state_interval_seconds`
   setting), so a long run still checkpoints every few seconds;
-- the records written since the last one take at least as many bytes as that STATE did, so
-  the STATE bytes of a run never exceed its record bytes (plus the last STATE): linear in the
-  work, however many accounts share the state.
+- the records written since the last one take at least `OUTWEIGH` (10) times the bytes of
+  that STATE, so the STATE bytes of a run stay under a tenth of its record bytes (plus the
+  last STATE): linear in the work, however many accounts share the state.
 
 The tap writes one more at the end of the run (or when SIGTERM stops it). Whatever goes out is
 the state of pages already emitted completely; waiting longer only means more records to read
@@ -20,10 +20,13 @@ page), as before.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+OUTWEIGH: Final = 10
+"""Bytes of output between two STATE messages, per byte of the earlier one."""
 
 
 class StateCadence:
@@ -56,7 +59,7 @@ class StateCadence:
         if self.interval <= 0:
             return True
         return (
-            written - self._written_then >= self._last_size
+            written - self._written_then >= OUTWEIGH * self._last_size
             and self._clock() - self._last_time >= self.interval
         )
 

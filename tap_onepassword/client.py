@@ -94,6 +94,7 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
         self._sessions: dict[str, requests.Session] = {}
         self._verify: dict[str, str | bool] = {}
         self._sessions_lock = threading.Lock()
+        self._timing = threading.local()
 
     @property
     def settings(self) -> Settings:
@@ -182,6 +183,10 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
                 self._sessions[account.name] = session
             return session
 
+    def last_round_trip(self) -> float:
+        """Seconds this thread's last request waited for its answer's headers (0: none yet)."""
+        return float(getattr(self._timing, "round_trip", 0.0))
+
     def release_session(self, account: Account) -> None:
         """Close the account's session once its pages are read: its connection goes too.
 
@@ -262,6 +267,7 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
                 verify=self._verify[account.name],
                 stream=True,  # the body is read by read_whole_body
             )
+            self._timing.round_trip = response.elapsed.total_seconds()
             read_whole_body(response)
         except requests.exceptions.SSLError as exc:
             msg = (

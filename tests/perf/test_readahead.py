@@ -15,7 +15,13 @@ from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.output import SingerOutput
 from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
-from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
+from tap_onepassword.readahead import (
+    BYTES_PER_EVENT,
+    CURRENT_PAGES,
+    START_IN_FLIGHT,
+    Pace,
+    ReadAhead,
+)
 from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
@@ -127,6 +133,10 @@ class FakeStream:
         self.produced: Counter[str] = Counter()
         self.held: defaultdict[str, list[bool]] = defaultdict(list)
 
+    def last_round_trip(self) -> float:
+        # A slow network: the pace wants every worker busy, so the buffers' bounds bind.
+        return 1.0
+
     def request_pages_ahead(
         self, context: dict[str, str], first_body: dict[str, Any], held: Any
     ) -> Iterator[Page | HeldPage]:
@@ -224,6 +234,9 @@ class FailingPreparedStream:
     def __init__(self) -> None:
         self.produced: Counter[str] = Counter()
 
+    def last_round_trip(self) -> float:
+        return 1.0  # a slow network: both partitions are paged at once
+
     def request_pages_ahead(
         self,
         context: dict[str, str],
@@ -254,5 +267,36 @@ def test_a_worker_stops_at_the_page_its_partition_will_fail_on() -> None:
         assert [page.cursor for page in got] == ["c0", "c1", "c2"]
         assert isinstance(got[-1], PreparedPage)
         assert got[-1].error is not None
+    finally:
+        ahead.close()
+
+
+def test_the_pace_keeps_few_pages_in_flight_when_answers_come_fast_and_many_when_slow() -> None:
+    fast = Pace(16)
+    for _ in range(20):
+        fast.measured(round_trip=0.004, cpu=0.020)  # a local emulator, 1,000-event pages
+    assert fast.wanted == 2
+    slow = Pace(16)
+    for _ in range(20):
+        slow.measured(round_trip=0.100, cpu=0.003)  # 100 ms away, 100-event pages
+    assert slow.wanted == 16
+    middle = Pace(16)
+    for _ in range(20):
+        middle.measured(round_trip=0.030, cpu=0.010)
+    assert middle.wanted == 4
+
+
+def test_read_ahead_starts_threads_only_as_the_pace_asks() -> None:
+    class FastStream(FakeStream):
+        def last_round_trip(self) -> float:
+            return 0.0  # answers at once: one page in flight is enough
+
+    stream = FastStream("s", pages=40, size=2)
+    ahead = ReadAhead(  # type: ignore[arg-type]
+        plan(stream, [f"a{n}" for n in range(12)]), page_size=2, max_bytes=1 << 20, workers=16
+    )
+    try:
+        settle(lambda: sum(stream.produced.values()) >= 40)
+        assert len(ahead._threads) <= START_IN_FLIGHT
     finally:
         ahead.close()

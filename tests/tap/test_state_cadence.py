@@ -1,7 +1,7 @@
 """STATE messages at a pace that grows with the work, not with the square of the accounts.
 
 Each STATE holds every stream and account. The tap writes one at most every
-`state_interval_seconds`, only once the records written since the last one outweigh it, and
+`state_interval_seconds`, only once the output since the last one outweighs it tenfold, and
 one at the end of the run (also of a failed run). Every STATE still holds only pages whose
 records were all written before it.
 """
@@ -39,8 +39,8 @@ def test_the_cadence_waits_for_the_interval_and_for_records_that_outweigh_the_la
     assert cadence.due(written=10_000)
     cadence.wrote(written=10_800, size=800)
     clock.now += 60
-    assert not cadence.due(written=11_500)  # 700 bytes of records since: less than the STATE
-    assert cadence.due(written=11_600)
+    assert not cadence.due(written=18_700)  # 7,900 bytes since: less than ten times the STATE
+    assert cadence.due(written=18_800)
     clock.now -= 56  # only 4 s after the last STATE
     assert not cadence.due(written=1_000_000)
 
@@ -120,14 +120,14 @@ def test_states_during_a_run_come_at_the_interval_and_only_after_whole_pages() -
     states = [i for i, m in enumerate(messages) if m["type"] == "STATE"]
     assert len(states) >= 2  # 20 pages of 40 ms for each stream: at least one before the end
     assert len(states) <= elapsed + 1
-    # Records before each STATE outweigh it (the last STATE aside).
-    written = 0
+    # The output before each STATE outweighs the STATE before it tenfold (the first aside).
+    written, previous = 0, 0
     for index, line in enumerate(lines):
         if index in states[:-1]:
-            assert written >= len(line)
-            written = 0
-        elif messages[index]["type"] == "RECORD":
-            written += len(line)
+            assert written >= 10 * previous
+            written, previous = 0, len(line.encode()) + 1
+        else:
+            written += len(line.encode()) + 1
     # Each STATE holds, per stream, the cursor of a page whose records all came before it.
     for stream in EVENT_STREAMS:
         emitted = 0
