@@ -8,7 +8,7 @@ a second, and every other partition waits its turn. When the first event partiti
 through the same network side (`EventStream.request_pages_ahead`: the token's request budget,
 retries, the same checks of each body), and hands each partition's pages to the SDK side in
 order when its turn comes. The requests, the pages, and so the records and state written are
-those of a sequential run; only their timing changes (`tests/perf/test_readahead.py`).
+those of a sequential run; only their timing changes.
 
 The workers also do most of the CPU work per record while the SDK side waits on the network:
 when records go out unchanged (the usual case), a worker shapes and encodes each page's
@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any, Final
 from tap_onepassword.pages import HeldPage, Page, PreparedPage
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from singer_sdk.helpers.types import Context
 
-    from tap_onepassword.client import EventStream
+    from tap_onepassword.events import EventStream
     from tap_onepassword.pages import RequestBody
 
 CURRENT_PAGES: Final = 4
@@ -134,6 +134,7 @@ class ReadAhead:
         page_size: int,
         max_bytes: int,
         workers: int,
+        round_trip: Callable[[], float] | None = None,
     ) -> None:
         """Plan the partitions, in the order the SDK will emit them, and start paging.
 
@@ -142,6 +143,8 @@ class ReadAhead:
             page_size: Most events one page holds.
             max_bytes: Most page text held for the partitions not being emitted, together.
             workers: Most partitions paged at once.
+            round_trip: Seconds the calling thread's last request waited for its answer; the
+                pace of requests follows it (`Pace`). None: every worker, always.
 
         """
         self._partitions = [
@@ -164,6 +167,9 @@ class ReadAhead:
         """Partitions whose worker waits for room (at most one per worker)."""
         self._most_workers = max(1, min(workers, len(self._partitions)))
         self._pace = Pace(self._most_workers)
+        self._round_trip = round_trip
+        if round_trip is None:
+            self._pace.wanted = self._most_workers
         self._in_flight = 0
         """Pages requested and not yet queued, of every partition."""
         self._threads: list[threading.Thread] = []
@@ -269,7 +275,8 @@ class ReadAhead:
                     self._put(partition, _END)
                     return
                 cpu = time.thread_time() - cpu
-                self._put(partition, page, timing=(partition.stream.last_round_trip(), cpu))
+                timing = None if self._round_trip is None else (self._round_trip(), cpu)
+                self._put(partition, page, timing=timing)
                 if isinstance(page, PreparedPage) and page.error is not None:
                     # The SDK side stops at this page's error: asking further would spend
                     # the token's budget on requests a sequential run never sends.

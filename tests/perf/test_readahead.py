@@ -22,7 +22,7 @@ from tap_onepassword.readahead import (
     Pace,
     ReadAhead,
 )
-from tap_onepassword.tap import TapOnePassword
+from tap_onepassword.run import SyncRun
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,7 +45,7 @@ def slow_emulator() -> Iterator[Emulator]:
 
 
 def sequential(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 0)
+    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 0)
 
 
 def pages_asked(requests: list[RequestRecord]) -> dict[tuple[str | None, str], list[Any]]:
@@ -62,12 +62,12 @@ def test_read_ahead_writes_what_a_sequential_run_writes(
 ) -> None:
     # A buffer of 300 KB (some 8 pages of 50 events) for 11 partitions of 6 pages: workers
     # must wait for room, nearest partitions first, while the SDK emits.
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 300_000)
+    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 300_000)
     encoded = Counter[bool]()
     real_write_encoded = SingerOutput.write_encoded
 
     def write_encoded(self: SingerOutput, *args: Any) -> None:
-        encoded[TapOnePassword.READ_AHEAD_BYTES > 0] += 1
+        encoded[SyncRun.READ_AHEAD_BYTES > 0] += 1
         real_write_encoded(self, *args)
 
     monkeypatch.setattr(SingerOutput, "write_encoded", write_encoded)
@@ -132,10 +132,6 @@ class FakeStream:
         self.fail_at = fail_at
         self.produced: Counter[str] = Counter()
         self.held: defaultdict[str, list[bool]] = defaultdict(list)
-
-    def last_round_trip(self) -> float:
-        # A slow network: the pace wants every worker busy, so the buffers' bounds bind.
-        return 1.0
 
     def request_pages_ahead(
         self, context: dict[str, str], first_body: dict[str, Any], held: Any
@@ -234,9 +230,6 @@ class FailingPreparedStream:
     def __init__(self) -> None:
         self.produced: Counter[str] = Counter()
 
-    def last_round_trip(self) -> float:
-        return 1.0  # a slow network: both partitions are paged at once
-
     def request_pages_ahead(
         self,
         context: dict[str, str],
@@ -287,16 +280,30 @@ def test_the_pace_keeps_few_pages_in_flight_when_answers_come_fast_and_many_when
 
 
 def test_read_ahead_starts_threads_only_as_the_pace_asks() -> None:
-    class FastStream(FakeStream):
-        def last_round_trip(self) -> float:
-            return 0.0  # answers at once: one page in flight is enough
-
-    stream = FastStream("s", pages=40, size=2)
-    ahead = ReadAhead(  # type: ignore[arg-type]
-        plan(stream, [f"a{n}" for n in range(12)]), page_size=2, max_bytes=1 << 20, workers=16
+    stream = FakeStream("s", pages=40, size=2)
+    ahead = ReadAhead(
+        plan(stream, [f"a{n}" for n in range(12)]),  # type: ignore[arg-type]
+        page_size=2,
+        max_bytes=1 << 20,
+        workers=16,
+        round_trip=lambda: 0.0,  # answers at once: one page in flight at a time is enough
     )
     try:
         settle(lambda: sum(stream.produced.values()) >= 40)
+        assert sum(stream.produced.values()) >= 40
         assert len(ahead._threads) <= START_IN_FLIGHT
+    finally:
+        ahead.close()
+    slow = FakeStream("s", pages=40, size=2)
+    ahead = ReadAhead(
+        plan(slow, [f"a{n}" for n in range(12)]),  # type: ignore[arg-type]
+        page_size=2,
+        max_bytes=1 << 20,
+        workers=16,
+        round_trip=lambda: 1.0,
+    )
+    try:
+        settle(lambda: len(ahead._threads) >= 12)
+        assert len(ahead._threads) == 12  # one per partition, as many as asked
     finally:
         ahead.close()

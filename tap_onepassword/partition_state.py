@@ -1,0 +1,69 @@
+"""What the state of one stream and account holds: what the next run needs, and no more.
+
+A STATE message holds every stream and account, so each byte per partition is paid a thousand
+times over by a managed service provider's run. A partition's state holds:
+
+- `cursor`: the API's cursor after the last page emitted whole;
+- `cursor_endpoint`: the endpoint that made it (a cursor of v1 is not sent to v2);
+- `cursor_end_date`: the `end_date` the cursor was made under, only when one is set (such a
+  cursor never serves later events);
+- `replication_key` and `replication_key_value`: the newest event emitted, the SDK's bookmark,
+  kept by the tap for whole pages only; a rejected cursor is answered by reading again from
+  there minus `lookback_minutes`.
+
+Earlier versions also kept the newest event as `cursor_max_timestamp` (their SDK bookmark could
+run ahead within a page) and a null `cursor_end_date`; such states are read as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def newest_emitted(state: dict[str, Any]) -> str | None:
+    """Return the newest event timestamp the partition's state says was emitted, if any.
+
+    Args:
+        state: A partition's state.
+
+    Returns:
+        The normalised timestamp, or None.
+
+    """
+    newest = state.get("cursor_max_timestamp") or state.get("replication_key_value")
+    return newest if isinstance(newest, str) else None
+
+
+def commit(  # noqa: PLR0913 - the partition's state and what a whole page changes in it
+    state: dict[str, Any],
+    *,
+    cursor: str,
+    endpoint: str,
+    end_date: str | None,
+    replication_key: str,
+    newest: str | None,
+) -> None:
+    """Record in the partition's state that a page was emitted whole.
+
+    Args:
+        state: The partition's writable state.
+        cursor: The cursor the page's answer carried.
+        endpoint: The endpoint's path.
+        end_date: The `end_date` bound (normalised), or None.
+        replication_key: The stream's replication key.
+        newest: Largest normalised timestamp emitted from the page, if any.
+
+    """
+    previous = newest_emitted(state)
+    state.pop("cursor_max_timestamp", None)
+    state["cursor"] = cursor
+    state["cursor_endpoint"] = endpoint
+    if end_date is None:
+        state.pop("cursor_end_date", None)
+    else:
+        state["cursor_end_date"] = end_date
+    if newest is None or (previous is not None and previous >= newest):
+        newest = previous
+    if newest is not None:
+        state["replication_key"] = replication_key
+        state["replication_key_value"] = newest
