@@ -90,7 +90,8 @@ def _state_bytes_per_account(accounts: int) -> tuple[float, int]:
     with Emulator(seed=5, events=30, accounts=specs) as emu:
         result = run_tap(tap_config(emu, page_size=10))
     states = [m for m in result.messages if m["type"] == "STATE"]
-    assert sum(len(result.records.get(s, [])) for s in EVENT_STREAMS) == accounts * 3 * 30
+    keys = [(s, r["account_name"], r["uuid"]) for s in EVENT_STREAMS for r in result.records[s]]
+    assert len(keys) == len(set(keys)) == accounts * 3 * 30  # every event once
     size = sum(len(json.dumps(m, separators=(",", ":"))) for m in states)
     return size / accounts, len(states)
 
