@@ -128,6 +128,7 @@ class EventStream(OnePasswordStream):
 
         """
         super().__init__(tap, run)
+        self._stored = partition_state.StoredPartitions()
         self.finished: list[Progress] = []
         """Progress of each account read in this run, for the summary."""
 
@@ -358,9 +359,7 @@ class EventStream(OnePasswordStream):
 
         """
         bookmark = self.tap_state.get("bookmarks", {}).get(self.name, {})
-        stored: dict[str, Any] = next(
-            (p for p in bookmark.get("partitions", []) if p.get("context") == context), {}
-        )
+        stored = self._stored.of(bookmark.get("partitions") or [], context)
         if stored.get("cursor") and not self.cursor_reusable(stored):
             return None
         return self.first_request_body(stored, account)

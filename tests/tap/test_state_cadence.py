@@ -107,7 +107,7 @@ def test_state_bytes_of_a_run_grow_with_the_accounts_not_their_square() -> None:
 
 def test_states_during_a_run_come_at_the_interval_and_only_after_whole_pages() -> None:
     page = 10
-    with Emulator(seed=3, events=200, latency_ms=40) as emu:
+    with Emulator(seed=3, events=300, latency_ms=80) as emu:
         config = tap_config(emu, ["acme"], page_size=page, state_interval_seconds=1)
         started = time.monotonic()
         tap = TapOnePassword(config=config)
@@ -119,7 +119,7 @@ def test_states_during_a_run_come_at_the_interval_and_only_after_whole_pages() -
     lines = out.read().splitlines()
     messages: list[dict[str, Any]] = [json.loads(line) for line in lines]
     states = [i for i, m in enumerate(messages) if m["type"] == "STATE"]
-    assert len(states) >= 2  # 20 pages of 40 ms for each stream: at least one before the end
+    assert len(states) >= 2  # 30 pages of 80 ms for each stream: at least one before the end
     assert len(states) <= elapsed + 1
     # The output before each STATE outweighs the STATE before it tenfold (the first aside).
     written, previous = 0, 0
@@ -138,7 +138,7 @@ def test_states_during_a_run_come_at_the_interval_and_only_after_whole_pages() -
             if message["type"] == "STATE" and stream in message["value"]["bookmarks"]:
                 entry = partition(message["value"], stream, "acme")
                 if entry.get("cursor"):
-                    assert emitted % page == 0 or emitted == 200, (stream, emitted)
+                    assert emitted % page == 0 or emitted == 300, (stream, emitted)
 
 
 @pytest.mark.usefixtures("fast_retries")
