@@ -390,9 +390,7 @@ def check_status(response: requests.Response) -> None:
         raise RetriableAPIError(response_error_message(response), response)
     if status >= HTTPStatus.BAD_REQUEST:
         body = response.request.body or b""
-        sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(
-            b'{"cursor"'
-        )
+        sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(b'{"cursor"')
         if sent_cursor and status not in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise CursorRejectedError(response_error_message(response))
         raise FatalAPIError(response_error_message(response))

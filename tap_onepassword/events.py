@@ -226,7 +226,11 @@ class EventStream(OnePasswordStream):
         paginator: EventsCursorPaginator[PageT],
     ) -> Generator[PageT, None, None]:
         return self.run.client.follow_cursor(
-            self.account_of(context), self.http_method, self.path, first_body, paginator,
+            self.account_of(context),
+            self.http_method,
+            self.path,
+            first_body,
+            paginator,
             label=self.name,
         )
 
@@ -492,5 +496,3 @@ class EventStream(OnePasswordStream):
                 self.name,
                 ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
             )
-
-

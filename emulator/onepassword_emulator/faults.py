@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_KINDS = (
-    "429", "500", "502", "503", "reset", "hang", "truncate", "empty_page", "reject_cursor",
+    "429",
+    "500",
+    "502",
+    "503",
+    "reset",
+    "hang",
+    "truncate",
+    "empty_page",
+    "reject_cursor",
 )
 """``429`` (param ``retry_after``), ``500``/``502``/``503``, ``reset`` (connection reset),
 ``hang`` (param ``seconds``, then answer normally), ``truncate`` (a cut JSON body; param
@@ -19,7 +27,9 @@ FAULT_KINDS = (
 ``has_more: true``, the same cursor, no items), ``reject_cursor`` (400 as for a bad cursor)."""
 
 _PARAMS = {
-    "429": {"retry_after"}, "hang": {"seconds"}, "truncate": {"incomplete"},
+    "429": {"retry_after"},
+    "hang": {"seconds"},
+    "truncate": {"incomplete"},
 }
 
 

@@ -9,7 +9,6 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
 from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
@@ -23,6 +22,7 @@ from tap_onepassword.readahead import (
     ReadAhead,
 )
 from tap_onepassword.run import SyncRun
+from tests.support.compare import comparable, config_for, final_state, fixed_start, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -157,7 +157,7 @@ def settle(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def plan(stream: FakeStream, accounts: list[str]) -> list[tuple[Any, dict[str, str], dict]]:
+def plan(stream: Any, accounts: list[str]) -> list[tuple[Any, Any, dict[str, Any]]]:
     return [(stream, {"account_name": a}, {"start": a}) for a in accounts]
 
 
@@ -240,8 +240,15 @@ class FailingPreparedStream:
             self.produced[context["account_name"]] += 1
             error = ApiResponseError("an event has no uuid") if number == 2 else None
             yield PreparedPage(
-                cursor=f"c{number}", has_more=True, events=2, timestamps=["t"], text=b"{}",
-                ends=[2], newest="t", error=error, held_bytes=130,
+                cursor=f"c{number}",
+                has_more=True,
+                events=2,
+                timestamps=["t"],
+                text=b"{}",
+                ends=[2],
+                newest="t",
+                error=error,
+                held_bytes=130,
             )
 
 
@@ -249,7 +256,7 @@ def test_a_worker_stops_at_the_page_its_partition_will_fail_on() -> None:
     # The SDK side raises that page's error after its records: a request for the next page
     # would spend the token's budget on what a sequential run never asks.
     stream = FailingPreparedStream()
-    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=1, max_bytes=1 << 20, workers=2)  # type: ignore[arg-type]
+    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=1, max_bytes=1 << 20, workers=2)
     try:
         settle(lambda: sum(stream.produced.values()) >= 6)
         time.sleep(0.2)
@@ -282,7 +289,7 @@ def test_the_pace_keeps_few_pages_in_flight_when_answers_come_fast_and_many_when
 def test_read_ahead_starts_threads_only_as_the_pace_asks() -> None:
     stream = FakeStream("s", pages=40, size=2)
     ahead = ReadAhead(
-        plan(stream, [f"a{n}" for n in range(12)]),  # type: ignore[arg-type]
+        plan(stream, [f"a{n}" for n in range(12)]),
         page_size=2,
         max_bytes=1 << 20,
         workers=16,
@@ -296,7 +303,7 @@ def test_read_ahead_starts_threads_only_as_the_pace_asks() -> None:
         ahead.close()
     slow = FakeStream("s", pages=40, size=2)
     ahead = ReadAhead(
-        plan(slow, [f"a{n}" for n in range(12)]),  # type: ignore[arg-type]
+        plan(slow, [f"a{n}" for n in range(12)]),
         page_size=2,
         max_bytes=1 << 20,
         workers=16,

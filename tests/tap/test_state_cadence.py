@@ -15,12 +15,12 @@ from contextlib import redirect_stdout
 from typing import Any
 
 import pytest
-from tap_harness import EVENT_STREAMS, partition, run_tap, tap_config
 
 from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.cadence import StateCadence
 from tap_onepassword.output import SingerOutput, StateOutput
 from tap_onepassword.tap import TapOnePassword
+from tests.support.runs import EVENT_STREAMS, partition, run_tap, tap_config
 
 
 class FakeClock:
