@@ -22,6 +22,7 @@ import backoff
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
+from tap_onepassword.accountmetrics import RequestTally, log_request_duration
 from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
@@ -29,7 +30,10 @@ from tap_onepassword.errors import (
     redact_secrets,
 )
 from tap_onepassword.pages import decode_object
-from tap_onepassword.ratebudget import RateBudget
+from tap_onepassword.progress import clock_in, name_some
+from tap_onepassword.ratebudget import RateBudget, wait_in_steps
+from tap_onepassword.sessions import AccountSessions
+from tap_onepassword.slowanswers import SlowAnswers
 
 if TYPE_CHECKING:
     import logging
@@ -85,22 +89,30 @@ class EventsApiClient:
     MAX_TRIES: ClassVar[int] = 10
     """Attempts per request before giving up (about 4 minutes of waiting at most)."""
 
-    def __init__(self, settings: Settings, *, user_agent: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user_agent: str,
+        logger: logging.Logger,
+        tally: RequestTally | None = None,
+    ) -> None:
         """Prepare a client; sessions and budgets are made on first use.
 
         Args:
             settings: The run's checked settings.
             user_agent: The `User-Agent` header.
-            logger: Where retries are logged.
+            logger: Where retries and long waits are logged.
+            tally: Counts the requests sent, per stream and account.
 
         """
         self.settings = settings
         self.user_agent = user_agent
         self.logger = logger
-        self._sessions: dict[str, requests.Session] = {}
-        self._verify: dict[str, str | bool] = {}
-        self._holders: dict[str, int] = {}
-        self._sessions_lock = threading.Lock()
+        self.tally = tally or RequestTally()
+        self.slow_answers = SlowAnswers(logger, request_timeout=settings.request_timeout)
+        self._accounts = AccountSessions(settings.ca_bundle)
+        self._verify = self._accounts.verify
         self._timing = threading.local()
         self._budgets: dict[str, RateBudget] = {}
         self._budgets_lock = threading.Lock()
@@ -118,62 +130,38 @@ class EventsApiClient:
         with self._budgets_lock:
             budget = self._budgets.get(account.token_id)
             if budget is None:
+                sharing = [a.name for a in self.settings.accounts if a.token_id == account.token_id]
                 budget = RateBudget(
-                    self.settings.max_requests_per_minute, self.settings.max_requests_per_hour
+                    self.settings.max_requests_per_minute,
+                    self.settings.max_requests_per_hour,
+                    on_long_wait=self._budget_notice(sharing),
                 )
                 self._budgets[account.token_id] = budget
             return budget
 
+    def _budget_notice(self, accounts: list[str]) -> Callable[[str, float], None]:
+        """Say, of a budget's long waits, what they are for, whose token, and until when."""
+        whose = f"account{'s' if len(accounts) > 1 else ''} {name_some(accounts)}"
+
+        def notice(reason: str, seconds: float) -> None:
+            self.logger.info(
+                "waiting for the request budget of the token of %s (%s): %.0f s, until %s UTC",
+                whose,
+                reason,
+                seconds,
+                clock_in(seconds),
+            )
+
+        return notice
+
+    def budget_waits(self) -> float:
+        """Seconds callers waited for request budgets so far, summed over threads."""
+        with self._budgets_lock:
+            return sum(budget.waited for budget in self._budgets.values())
+
     def session_for(self, account: Account) -> requests.Session:
-        """One HTTP session (connection pool) per account.
-
-        Args:
-            account: The account.
-
-        Returns:
-            Its session, verifying TLS with the system CAs or `ca_bundle` (never off).
-
-        """
-        with self._sessions_lock:
-            session = self._sessions.get(account.name)
-            if session is None:
-                session = requests.Session()
-                # What requests would read from the environment on every request (proxy
-                # variables and NO_PROXY, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE), read once for the
-                # account's host. Not taken from it: a ~/.netrc entry, which would replace the
-                # bearer token with Basic auth.
-                found = session.merge_environment_settings(
-                    account.base_url, proxies={}, stream=None, verify=True, cert=None
-                )
-                session.trust_env = False
-                session.proxies = found["proxies"]
-                session.verify = self.settings.ca_bundle or True
-                # Given with each request: ca_bundle, else the environment's bundle, else the
-                # system's. Verification is never off.
-                self._verify[account.name] = self.settings.ca_bundle or found["verify"] or True
-                self._sessions[account.name] = session
-            return session
-
-    def hold_session(self, account: Account) -> None:
-        """Say that requests of `account` will follow (a partition starts paging)."""
-        with self._sessions_lock:
-            self._holders[account.name] = self._holders.get(account.name, 0) + 1
-
-    def release_session(self, account: Account) -> None:
-        """One holder of `account`'s session is done; the last closes it and its connection.
-
-        Kept to the end of the run, a thousand accounts' sessions kept a thousand connections.
-        """
-        with self._sessions_lock:
-            holders = self._holders.get(account.name, 0) - 1
-            if holders > 0:
-                self._holders[account.name] = holders
-                return
-            self._holders.pop(account.name, None)
-            session = self._sessions.pop(account.name, None)
-            self._verify.pop(account.name, None)
-        if session is not None:
-            session.close()
+        """Return the account's HTTP session (see sessions.py)."""
+        return self._accounts.session_for(account)
 
     def follow_cursor(  # noqa: PLR0913 - one paging, fully described
         self,
@@ -185,12 +173,8 @@ class EventsApiClient:
         *,
         label: str,
     ) -> Generator[PageT, None, None]:
-        """Page from `first_body` (a reset body or a cursor) while answers say there is more.
-
-        `paginator` decodes each answer and knows the next body; `fetch` sends each request.
-        The account's session is held meanwhile (see `release_session`).
-        """
-        self.hold_session(account)
+        """Page from `first_body` while answers say there is more, holding the account's session."""
+        self._accounts.hold(account)
         try:
             while not paginator.finished:
                 body = paginator.current_value or first_body
@@ -198,7 +182,7 @@ class EventsApiClient:
                 yield page
                 paginator.advance_past(page)
         finally:
-            self.release_session(account)
+            self._accounts.release(account)
 
     def last_round_trip(self) -> float:
         """Seconds this thread's last request waited for its answer's headers (0: none yet)."""
@@ -214,7 +198,7 @@ class EventsApiClient:
             The API's answer, as sent.
 
         """
-        self.hold_session(account)
+        self._accounts.hold(account)
         try:
             return self.fetch(
                 account,
@@ -225,7 +209,7 @@ class EventsApiClient:
                 label="introspection",
             )
         finally:
-            self.release_session(account)
+            self._accounts.release(account)
 
     def fetch(  # noqa: PLR0913 - one request, fully described
         self,
@@ -256,16 +240,19 @@ class EventsApiClient:
             ApiResponseError: Retries ran out, or the API answered something unusable.
 
         """
+        # backoff counts the tries; the wait between them is the handler's, which tells it as
+        # it goes (a wait of a minute is not a minute of silence).
         attempt = backoff.on_exception(
-            self._waits,
+            backoff.constant,
             RETRIABLE_ERRORS,
+            interval=0,
             max_tries=self.MAX_TRIES,
             jitter=None,  # Retry-After is honoured exactly and waits stay predictable
-            on_backoff=lambda details: self._log_retry(details, label, method, path),
+            on_backoff=lambda details: self._wait_to_retry(details, label, method, path),
             logger=None,
         )(self._attempt)
         try:
-            return attempt(account, method, path, body, decode)
+            return attempt(account, method, path, body, decode, label=label)
         except RETRIABLE_ERRORS as exc:
             msg = (
                 f"{label}, account '{account.name}': gave up after {self.MAX_TRIES} "
@@ -278,16 +265,19 @@ class EventsApiClient:
             msg = f"{label}, account '{account.name}': {exc}"
             raise ApiResponseError(msg) from None
 
-    def _attempt(
+    def _attempt(  # noqa: PLR0913 - fetch's request, as backoff passes it on
         self,
         account: Account,
         method: str,
         path: str,
         body: RequestBody | None,
         decode: Callable[[requests.Response], T],
+        *,
+        label: str,
     ) -> T:
         budget = self.budget_for(account)
         budget.acquire()
+        self.tally.count(label, account.name)
         # A fresh dict per request; the token goes in the header of this one request and is
         # never put in a context, state or a log line.
         headers = {
@@ -296,18 +286,19 @@ class EventsApiClient:
             "Authorization": f"Bearer {account.token}",
         }
         try:
-            response = self.session_for(account).request(
-                method,
-                account.base_url + path,
-                json=body,
-                headers=headers,
-                timeout=self.settings.request_timeout,
-                allow_redirects=False,
-                verify=self._verify[account.name],
-                stream=True,  # the body is read by read_whole_body
-            )
-            self._timing.round_trip = response.elapsed.total_seconds()
-            read_whole_body(response)
+            with self.slow_answers.out(f"{label}, account '{account.name}': {method} {path}"):
+                response = self.session_for(account).request(
+                    method,
+                    account.base_url + path,
+                    json=body,
+                    headers=headers,
+                    timeout=self.settings.request_timeout,
+                    allow_redirects=False,
+                    verify=self._verify[account.name],
+                    stream=True,  # the body is read by read_whole_body
+                )
+                self._timing.round_trip = response.elapsed.total_seconds()
+                read_whole_body(response)
         except requests.exceptions.SSLError as exc:
             msg = (
                 f"account '{account.name}': TLS verification failed for {account.base_url} "
@@ -315,6 +306,7 @@ class EventsApiClient:
                 "certificates (verification cannot be turned off)."
             )
             raise ApiResponseError(msg) from None
+        log_request_duration(label, account.name, path, response)
         if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             # Everyone on this token waits, not only this stream: the server counts them all.
             pause = retry_after_seconds(response)
@@ -325,13 +317,6 @@ class EventsApiClient:
             )
         check_status(response)
         return decode(response)
-
-    def _waits(self) -> Generator[float, Any, None]:
-        attempt = 0
-        exception = yield 0.0  # primed by backoff before the first failure
-        while True:
-            attempt += 1
-            exception = yield self.retry_wait(exception, attempt)
 
     def retry_wait(self, exception: Exception, attempt: int) -> float:
         """How long to wait before attempt `attempt + 1`.
@@ -358,19 +343,36 @@ class EventsApiClient:
                 return retry_after
         return expo
 
-    def _log_retry(self, details: Details, label: str, method: str, path: str) -> None:
+    def _wait_to_retry(self, details: Details, label: str, method: str, path: str) -> None:
+        """Say why and until when, then wait; a long wait is told again every few seconds."""
         account = details["args"][0]
+        exception = details.get("exception")
+        wait = self.retry_wait(exception, details["tries"]) if exception else 0.0
         self.logger.warning(
-            "%s, account '%s': %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+            "%s, account '%s': %s %s failed (%s); retrying in %.1f s, at %s UTC (attempt %d of %d)",
             label,
             account.name,
             method,
             path,
-            describe_failure(details.get("exception")),
-            details.get("wait", 0.0),
+            describe_failure(exception),
+            wait,
+            clock_in(wait),
             details["tries"] + 1,
             self.MAX_TRIES,
         )
+
+        def tell(left: float) -> None:
+            self.logger.info(
+                "%s, account '%s': waiting to retry %s %s: %.0f s, until %s UTC",
+                label,
+                account.name,
+                method,
+                path,
+                left,
+                clock_in(left),
+            )
+
+        wait_in_steps(wait, tell)
 
 
 def check_status(response: requests.Response) -> None:
