@@ -22,7 +22,8 @@ from tap_onepassword.readahead import (
     ReadAhead,
 )
 from tap_onepassword.run import SyncRun
-from tests.support.compare import comparable, config_for, final_state, fixed_start, run_tap
+from tests.support.compare import comparable, config_for, final_state, fixed_start
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
