@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
@@ -57,6 +58,7 @@ class Settings:
     max_requests_per_hour: int
     lookback: timedelta
     ca_bundle: str | None
+    state_interval: float = 5.0
 
     def account(self, name: str) -> Account:
         """Find an account by its configured name.
@@ -68,11 +70,16 @@ class Settings:
             The account.
 
         """
-        for account in self.accounts:
-            if account.name == name:
-                return account
-        msg = f"no account named '{name}' is configured"
-        raise ConfigError(msg)
+        account = self._by_name.get(name)
+        if account is None:
+            msg = f"no account named '{name}' is configured"
+            raise ConfigError(msg)
+        return account
+
+    @cached_property
+    def _by_name(self) -> dict[str, Account]:
+        # Asked on every request: a thousand accounts make a list search count.
+        return {account.name: account for account in self.accounts}
 
 
 def _describe_schema_error(path: str, validator: str, expected: object) -> str:
@@ -258,6 +265,7 @@ def load_settings(config: Mapping[str, Any], schema: dict[str, Any]) -> Settings
         max_requests_per_hour=int(setting("max_requests_per_hour")),
         lookback=timedelta(minutes=float(setting("lookback_minutes"))),
         ca_bundle=ca_bundle,
+        state_interval=float(setting("state_interval_seconds")),
     )
 
 

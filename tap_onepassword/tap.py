@@ -173,6 +173,17 @@ class TapOnePassword(FastPathTap):
             ),
         ),
         th.Property(
+            "state_interval_seconds",
+            th.IntegerType(minimum=0),
+            default=5,
+            title="State interval seconds",
+            description=(
+                "Least seconds between two STATE messages (each holds every stream and account); "
+                "one more goes out at the end of the run. A run killed in between reads again "
+                "what it emitted since the last STATE. 0 writes one after every page."
+            ),
+        ),
+        th.Property(
             "ca_bundle",
             th.StringType,
             title="CA bundle",
@@ -259,3 +270,7 @@ class TapOnePassword(FastPathTap):
     @override
     def sync_tuning(self) -> AbstractContextManager[None]:
         return self.run.tuned()
+
+    @override
+    def state_interval(self) -> float:
+        return self.settings.state_interval
