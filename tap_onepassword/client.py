@@ -26,16 +26,19 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
+from tap_onepassword.deadline import DeadlineAdapter, deadline_passed, response_deadline
 from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
     CursorRejectedError,
     redact_secrets,
 )
+from tap_onepassword.event_ids import TailIds, surrogate_uuid
 from tap_onepassword.output import EncodedRecord, LeanRecordOutput, encode_record_into
 from tap_onepassword.pages import (
     EventsCursorPaginator,
     HeldPage,
+    MalformedEvents,
     Page,
     PageT,
     PreparedPage,
@@ -46,7 +49,7 @@ from tap_onepassword.pages import (
 )
 from tap_onepassword.progress import Progress
 from tap_onepassword.settings import Account, Settings, retention_start
-from tap_onepassword.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
+from tap_onepassword.timestamps import normalise_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
@@ -166,6 +169,9 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
             session = self._sessions.get(account.name)
             if session is None:
                 session = requests.Session()
+                # request_timeout bounds each whole response, not each wait for bytes.
+                session.mount("https://", DeadlineAdapter())
+                session.mount("http://", DeadlineAdapter())
                 # What requests would read from the environment on every request (proxy
                 # variables and NO_PROXY, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE; about 0.6 ms of
                 # CPU each time), read once for the account's host. Not taken from it: a
@@ -235,18 +241,26 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
         decode: Callable[[requests.Response], T],
     ) -> T:
         self.tap.budget_for(account).acquire()
+        timeout = self.settings.request_timeout
         try:
-            response = self.session_for(account).request(
-                request.method,
-                request.url,
-                json=request.data,
-                headers=request.headers,
-                timeout=self.settings.request_timeout,
-                allow_redirects=False,
-                verify=self._verify[account.name],
-                stream=True,  # the body is read by read_whole_body
-            )
-            read_whole_body(response)
+            with response_deadline(timeout):
+                try:
+                    response = self.session_for(account).request(
+                        request.method,
+                        request.url,
+                        json=request.data,
+                        headers=request.headers,
+                        timeout=timeout,
+                        allow_redirects=False,
+                        verify=self._verify[account.name],
+                        stream=True,  # the body is read by read_whole_body
+                    )
+                    read_whole_body(response)
+                except requests.exceptions.RequestException as exc:
+                    if deadline_passed() and not isinstance(exc, requests.exceptions.SSLError):
+                        # A slow drip of bytes: requests reports it as a broken connection.
+                        raise requests.exceptions.Timeout from None
+                    raise
         except requests.exceptions.SSLError as exc:
             msg = (
                 f"account '{account.name}': TLS verification failed for {account.base_url} "
@@ -528,18 +542,29 @@ class EventStream(OnePasswordStream):
             The prepared page.
 
         """
-        timestamps: list[str] = []
+        timestamps: list[str | None] = []
+        ids: list[str] = []
         text = bytearray()
         ends: list[int] = []
         error: ApiResponseError | None = None
+        malformed = MalformedEvents()
         try:
-            for timestamp, record in self.accepted_records(page, account_name):
+            for timestamp, record in self.accepted_records(page, account_name, malformed):
                 encode_record_into(record, text)
                 timestamps.append(timestamp)
+                ids.append(record["uuid"])
                 ends.append(len(text))
         except ApiResponseError as exc:
             error = exc
-        return PreparedPage.of(page, timestamps, bytes(text), ends, error)
+        return PreparedPage.of(
+            page,
+            timestamps=timestamps,
+            ids=ids,
+            text=bytes(text),
+            ends=ends,
+            error=error,
+            malformed=malformed,
+        )
 
     def _follow_cursor(
         self,
@@ -562,6 +587,8 @@ class EventStream(OnePasswordStream):
         account = self.account_of(context)
         assert context is not None
         access = self.tap.access(account)
+        if access is None:
+            return  # the account failed in this run; its ERROR line is out
         if self.feature not in access["features"]:
             self.logger.warning(
                 "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
@@ -574,6 +601,43 @@ class EventStream(OnePasswordStream):
             return
         state = self.get_context_state(context)
         progress = Progress(self.logger, self.name, account.name)
+        malformed = MalformedEvents()
+        try:
+            yield from self.sync_partition(context, account, state, progress, malformed)
+        except (ApiResponseError, AccountUnauthorizedError) as exc:
+            if not self.tap.isolates_accounts:
+                raise
+            # Everything emitted so far keeps its state; the other accounts go on.
+            self.tap.outcome.fail(account.name, str(exc), self.logger)
+        finally:
+            if malformed:
+                self.logger.warning(
+                    "%s, account '%s': %s", self.name, account.name, malformed.describe()
+                )
+        self.finished.append(progress)
+        self.logger.info("%s", progress.summary())
+
+    def sync_partition(
+        self,
+        context: Context,
+        account: Account,
+        state: dict[str, Any],
+        progress: Progress,
+        malformed: MalformedEvents,
+    ) -> Iterator[dict[str, Any]]:
+        """Emit one account's events of this stream, answering rejected cursors.
+
+        Args:
+            context: The account's partition context.
+            account: The account.
+            state: The partition's writable state.
+            progress: Counts for progress lines.
+            malformed: Counts the malformed events emitted anyway.
+
+        Yields:
+            Records.
+
+        """
         pages = self.tap.pages_ahead(self, context)
         if pages is None:
             pages = self.request_pages(context, self.first_request_body(state, account))
@@ -585,7 +649,7 @@ class EventStream(OnePasswordStream):
         fallback_from: object = None
         while True:
             try:
-                yield from self.emit(context, state, progress, pages)
+                yield from self.emit(context, state, progress, pages, malformed)
                 break
             except CursorRejectedError as rejected:
                 newest = state.get("cursor_max_timestamp")
@@ -600,8 +664,6 @@ class EventStream(OnePasswordStream):
                 fallbacks += 1
                 fallback_from = newest
                 pages = self.request_pages(context, self.fall_back(state, account, rejected))
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
 
     def emit(
         self,
@@ -609,91 +671,133 @@ class EventStream(OnePasswordStream):
         state: dict[str, Any],
         progress: Progress,
         pages: Iterable[Page | PreparedPage],
+        malformed: MalformedEvents,
     ) -> Iterator[dict[str, Any]]:
         """SDK side: yield each page's records, then commit its cursor and write STATE.
 
         The code after a page's last `yield` runs only when the SDK asks for the next record,
         that is after it wrote the page's last record: the cursor never gets ahead of what
-        was emitted.
+        was emitted. Events whose id the partition's tail memory holds (the API served the
+        page of the stored cursor again) are dropped as already emitted.
 
         Args:
             context: The account's partition context.
             state: The partition's writable state.
             progress: Counts for progress lines.
             pages: Pages in API order.
+            malformed: Counts the malformed events emitted anyway.
 
         Yields:
             Records.
 
         """
         account_name = context["account_name"]
+        tail = TailIds.load(state.get("cursor_page_ids"))
         for page in pages:
             newest: str | None = None
-            emitted = 0
+            emitted = dropped = 0
+            ids: list[str] = []
             if isinstance(page, PreparedPage):
-                for timestamp, record_json in page.record_json():
+                for (timestamp, record_json), event_id in zip(
+                    page.record_json(), page.ids, strict=True
+                ):
+                    if tail and tail.seen(event_id):
+                        dropped += 1
+                        continue
                     encoded = EncodedRecord(timestamp=timestamp, account_name=account_name)
                     encoded.json = record_json
                     yield encoded
+                malformed.add(page.malformed)
                 if page.error is not None:
                     raise page.error
-                newest, emitted = page.newest, len(page.ends)
+                newest, emitted, ids = page.newest, len(page.ends) - dropped, page.ids
             else:
-                for timestamp, record in self.accepted_records(page, account_name):
-                    if newest is None or timestamp > newest:
+                for timestamp, record in self.accepted_records(page, account_name, malformed):
+                    ids.append(record["uuid"])
+                    if tail and tail.seen(record["uuid"]):
+                        dropped += 1
+                        continue
+                    if timestamp is not None and (newest is None or timestamp > newest):
                         newest = timestamp
                     emitted += 1
                     yield record
-            self.commit_page(state, page, newest)
+            self.tap.outcome.count_reserved(self.name, account_name, dropped)
+            if ids:
+                # What re-posting this page's cursor may serve again: this page, when it is
+                # the last one for now; nothing it held, when the API said there is more.
+                tail = TailIds() if page.has_more else TailIds.of(ids)
+            self.commit_page(state, page, newest, tail)
             progress.page_done(emitted, newest)
 
     def accepted_records(
-        self, page: Page, account_name: str
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Shape a page's events into records, leaving out those at or after `end_date`.
+        self, page: Page, account_name: str, malformed: MalformedEvents
+    ) -> Iterator[tuple[str | None, dict[str, Any]]]:
+        """Shape a page's events into records, leaving out those outside start_date..end_date.
+
+        `start_date` is inclusive and `end_date` exclusive, to the nanosecond. An event whose
+        timestamp cannot be read is kept: nothing says it lies outside.
 
         Args:
             page: A parsed page.
             account_name: Its account.
+            malformed: Counts the events emitted despite a missing uuid or timestamp.
 
         Yields:
-            (normalised timestamp, record), in API order.
+            (normalised timestamp or None, record), in API order.
 
         """
-        end_bound = self.end_bound
+        low = self.start_bound or ""  # every timestamp is at or after ""
+        high = self.end_bound or "~"  # and before "~"
         for item in page.items:
-            record = self.shape_record(item, account_name)
+            record = self.shape_record(item, account_name, malformed)
             timestamp = record["timestamp"]
-            if end_bound is None or timestamp < end_bound:  # end_date is exclusive
+            if timestamp is None or low <= timestamp < high:
                 yield timestamp, record
 
-    def shape_record(self, item: dict[str, Any], account_name: str) -> dict[str, Any]:
+    def shape_record(
+        self, item: dict[str, Any], account_name: str, malformed: MalformedEvents
+    ) -> dict[str, Any]:
         """Make an API item a record: UTC timestamp, account name, no unknown top-level fields.
 
-        Nested values pass through as sent.
+        Nested values pass through as sent. An event without a usable `uuid` gets a surrogate
+        made from its content; an unreadable `timestamp` becomes null, its text kept in
+        `unreadable_timestamp` (unless `strict_events`, which stops the run at either).
 
         Args:
             item: One element of a page's `items` (changed in place).
             account_name: The configured account name.
+            malformed: Counts the events emitted despite a missing uuid or timestamp.
 
         Returns:
             The record.
 
         Raises:
-            ApiResponseError: The item has no usable `uuid` or `timestamp`.
+            ApiResponseError: With `strict_events`: the item has no usable `uuid` or
+                `timestamp`.
 
         """
+        event_id = item.get("uuid")
+        if type(event_id) is not str or not event_id:
+            if self.settings.strict_events:
+                msg = f"{self.name}, account '{account_name}': an event has no uuid"
+                raise ApiResponseError(msg)
+            item["uuid"] = surrogate_uuid(item)
+            malformed.surrogate_ids += 1
         try:
             item["timestamp"] = normalise_timestamp(item["timestamp"])
         except (KeyError, TypeError, ValueError):
-            msg = (
-                f"{self.name}, account '{account_name}': event {item.get('uuid')!r:.60} has no "
-                f"RFC 3339 timestamp ({item.get('timestamp')!r:.60})"
+            if self.settings.strict_events:
+                msg = (
+                    f"{self.name}, account '{account_name}': event {item.get('uuid')!r:.60} has "
+                    f"no RFC 3339 timestamp ({item.get('timestamp')!r:.60})"
+                )
+                raise ApiResponseError(msg) from None
+            sent = item.get("timestamp")
+            item["unreadable_timestamp"] = (
+                sent if isinstance(sent, str) or sent is None else json.dumps(sent)
             )
-            raise ApiResponseError(msg) from None
-        if type(item.get("uuid")) is not str:
-            msg = f"{self.name}, account '{account_name}': an event has no uuid"
-            raise ApiResponseError(msg)
+            item["timestamp"] = None
+            malformed.unreadable_timestamps += 1
         if not self._known_fields.issuperset(item):
             self.drop_unknown_fields(item)
         item["account_name"] = account_name
@@ -724,7 +828,11 @@ class EventStream(OnePasswordStream):
             )
 
     def commit_page(
-        self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None
+        self,
+        state: dict[str, Any],
+        page: Page | PreparedPage,
+        newest: str | None,
+        tail: TailIds,
     ) -> None:
         """Record that every record of `page` was emitted, and write a STATE message.
 
@@ -732,10 +840,12 @@ class EventStream(OnePasswordStream):
             state: The partition's writable state.
             page: The page just emitted.
             newest: Largest normalised timestamp emitted from it.
+            tail: The ids re-posting its cursor may serve again.
 
         """
         self.settle_bookmark()  # the SDK's per-record bookmark first, as without deferral
         state["cursor"] = page.cursor
+        state["cursor_page_ids"] = tail.dump()
         state["cursor_endpoint"] = self.path
         state["cursor_end_date"] = self.end_bound
         previous = state.get("cursor_max_timestamp")
@@ -839,8 +949,12 @@ class EventStream(OnePasswordStream):
     @property
     def end_bound(self) -> str | None:
         """The `end_date` setting as a normalised timestamp (None when unset)."""
-        end = self.settings.end_date
-        return format_timestamp(end) if end else None
+        return self.settings.end_bound
+
+    @property
+    def start_bound(self) -> str | None:
+        """The `start_date` setting as a normalised timestamp (None when unset)."""
+        return self.settings.start_bound
 
     def reset_body(self, state: dict[str, Any]) -> RequestBody:
         """Build a reset request from the last emitted event minus the lookback, or start_date.

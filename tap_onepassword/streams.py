@@ -77,7 +77,9 @@ class IntrospectionStream(OnePasswordStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        yield dict(self.tap.access(self.account_of(context)))
+        access = self.tap.access(self.account_of(context))
+        if access is not None:  # None: the account failed in this run
+            yield dict(access)
 
     def introspect(self, account: Account) -> dict[str, Any]:
         """Network side: ask the API what the account's token may read.

@@ -20,6 +20,7 @@ from typing_extensions import override
 from tap_onepassword.cli import OnePasswordCommand
 from tap_onepassword.client import EventStream
 from tap_onepassword.errors import ConfigError, TapOnePasswordError
+from tap_onepassword.outcome import RunOutcome
 from tap_onepassword.output import SingerOutput, StateOutput
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.readahead import ReadAhead
@@ -30,6 +31,7 @@ from tap_onepassword.streams import (
     ItemUsagesStream,
     SignInAttemptsStream,
 )
+from tap_onepassword.tokens import expiry_warning
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -169,15 +171,19 @@ class TapOnePassword(Tap):
             th.DateTimeType,
             title="Start date",
             description=(
-                "Lower bound of the first run (RFC 3339). Default and earliest: now minus 120 "
-                "days, the API's retention. Later runs resume from their cursor."
+                "Lower bound (inclusive, RFC 3339, to the nanosecond): events before it are "
+                "never emitted, on any run. Default and earliest: now minus 120 days, the API's "
+                "retention. Later runs resume from their cursor."
             ),
         ),
         th.Property(
             "end_date",
             th.DateTimeType,
             title="End date",
-            description="Upper bound (exclusive, RFC 3339). Default: none, read up to now.",
+            description=(
+                "Upper bound (exclusive, RFC 3339, to the nanosecond). Default: none, read up "
+                "to now."
+            ),
         ),
         th.Property(
             "page_size",
@@ -191,7 +197,10 @@ class TapOnePassword(Tap):
             th.NumberType(exclusive_minimum=0),
             default=60,
             title="Request timeout",
-            description="Seconds to wait for an answer to one request before retrying it.",
+            description=(
+                "Seconds one request may take, headers and whole body, before it is retried "
+                "(a server sending its answer slowly is cut off too)."
+            ),
         ),
         th.Property(
             "max_requests_per_minute",
@@ -232,6 +241,17 @@ class TapOnePassword(Tap):
                 "TLS verification cannot be turned off."
             ),
         ),
+        th.Property(
+            "strict_events",
+            th.BooleanType,
+            default=False,
+            title="Strict events",
+            description=(
+                "Stop the run at an event without a `uuid` or with an unreadable `timestamp`. "
+                "Default (false): emit it anyway, with a surrogate `uuid` made from its content "
+                "or the text in `unreadable_timestamp`, and one warning per stream and account."
+            ),
+        ),
     ).to_dict()
 
     def __init__(  # noqa: PLR0913 - the SDK's signature
@@ -262,7 +282,9 @@ class TapOnePassword(Tap):
         """
         self._budgets: dict[str, RateBudget] = {}
         self._budgets_lock = threading.Lock()
-        self._access: dict[str, dict[str, Any]] | None = None
+        self._access: dict[str, dict[str, Any] | None] | None = None
+        self.outcome = RunOutcome()
+        """Failed accounts and re-served events of this run (`outcome.failed_accounts`)."""
         self._access_lock = threading.Lock()
         self._read_ahead: ReadAhead | None = None
         self._read_ahead_planned = False
@@ -309,6 +331,10 @@ class TapOnePassword(Tap):
         gc.freeze()
         thresholds = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
+        for account in self.settings.accounts:
+            warning = expiry_warning(account.name, account.expires_at)
+            if warning:
+                self.logger.warning("%s", warning)
         try:
             super().sync_all()
         finally:
@@ -318,6 +344,14 @@ class TapOnePassword(Tap):
                 self.message_writer.flush()
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+        if any(isinstance(s, EventStream) and s.selected for s in self.streams.values()):
+            self.outcome.log_reserved(self.logger)
+        self.outcome.raise_if_failed(len(self.settings.accounts))
+
+    @property
+    def isolates_accounts(self) -> bool:
+        """Whether one account's failure leaves the others going (with `accounts`, not `token`)."""
+        return bool(self.config.get("accounts"))
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -365,7 +399,10 @@ class TapOnePassword(Tap):
             for context in stream.partitions or []:
                 reached = reached or (stream is first and context == first_context)
                 account = self.settings.account(context["account_name"])
-                if not reached or stream.feature not in self.access(account)["features"]:
+                if not reached:
+                    continue
+                access = self.access(account)
+                if access is None or stream.feature not in access["features"]:
                     continue
                 body = stream.planned_first_body(context, account)
                 if body is not None:
@@ -400,28 +437,46 @@ class TapOnePassword(Tap):
                 self._budgets[account.token_id] = budget
             return budget
 
-    def access(self, account: Account) -> dict[str, Any]:
+    def access(self, account: Account) -> dict[str, Any] | None:
         """Tell what the account's token may read, by introspection (all accounts, once a run).
 
-        All accounts are introspected at the first call, so a refused token stops the run
-        before any events are read.
+        All accounts are introspected at the first call. With a single `token`, a refused
+        token stops the run before any events are read; with `accounts`, an account whose
+        introspection fails is set aside (see `outcome`) and the others go on.
 
         Args:
             account: The account.
 
         Returns:
-            Its introspection record (`features` always a list).
+            Its introspection record (`features` always a list), or None for an account that
+            failed in this run.
 
         """
         with self._access_lock:
             if self._access is None:
-                # One round trip for all accounts, not one after another (an MSP has dozens);
-                # the first failing account in config order is the one reported, as before.
+                # One round trip for all accounts, not one after another (an MSP has dozens).
                 accounts = self.settings.accounts
                 with ThreadPoolExecutor(max_workers=min(len(accounts), 16)) as pool:
-                    answers = list(pool.map(self.introspection_stream.introspect, accounts))
-                self._access = {a.name: answer for a, answer in zip(accounts, answers, strict=True)}
+                    answers = list(pool.map(self._introspect_or_failure, accounts))
+                for answer in answers:  # the first failing account in config order, as before
+                    if isinstance(answer, TapOnePasswordError) and not self.isolates_accounts:
+                        raise answer
+                self._access = {}
+                for each, answer in zip(accounts, answers, strict=True):
+                    if isinstance(answer, TapOnePasswordError):
+                        self.outcome.fail(each.name, str(answer), self.logger)
+                        self._access[each.name] = None
+                    else:
+                        self._access[each.name] = answer
+            if self.outcome.failed(account.name):
+                return None
             return self._access[account.name]
+
+    def _introspect_or_failure(self, account: Account) -> dict[str, Any] | TapOnePasswordError:
+        try:
+            return self.introspection_stream.introspect(account)
+        except TapOnePasswordError as exc:
+            return exc
 
     @property
     def introspection_stream(self) -> IntrospectionStream:
@@ -454,6 +509,9 @@ class TapOnePassword(Tap):
                 f"(integration {access.get('uuid')}, issued {access.get('issued_at')}); "
                 f"features: {features}"
             )
+            expiring = expiry_warning(account.name, account.expires_at)
+            if expiring:
+                click.echo(f"  WARNING: {expiring}")
             for stream in self.event_streams:
                 working = self._check_stream(stream, account, access) and working
         click.echo("all accounts work" if working else "some checks FAILED (see above)")

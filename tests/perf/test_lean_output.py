@@ -19,6 +19,7 @@ from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 
 from tap_onepassword.client import EventStream
 from tap_onepassword.output import LeanRecordOutput, SingerOutput, StateOutput
+from tap_onepassword.pages import MalformedEvents
 from tap_onepassword.tap import EVENT_STREAMS, TapOnePassword
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def test_recursive_conformance_leaves_real_shaped_payloads_unchanged(version: st
         stream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
         for page in payloads[stream.feature]:
             for item in page["items"]:
-                record = stream.shape_record(copy.deepcopy(item), "default")
+                record = stream.shape_record(copy.deepcopy(item), "default", MalformedEvents())
                 (message,) = stream._generate_record_messages(copy.deepcopy(record))
                 assert message.record == record
                 checked += 1
