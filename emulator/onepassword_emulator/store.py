@@ -21,7 +21,7 @@ from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator.data import StreamRenderer
+    from onepassword_emulator.data import StreamRenderer
 
 _BLOCK = 256
 """Positions per block of the prefix-maximum index used to skip old events quickly."""
