@@ -106,6 +106,22 @@ def run_tap(
     return SyncResult([json.loads(line) for line in stdout.read().splitlines()])
 
 
+def run_tap_keeping_output(
+    config: dict[str, Any], state: dict[str, Any] | None = None
+) -> tuple[SyncResult, Exception | None]:
+    """Run a full sync in this process; return what it wrote, and what it raised at the end."""
+    tap = TapOnePassword(config=config, state=state)
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    error: Exception | None = None
+    with redirect_stdout(stdout):
+        try:
+            tap.sync_all()
+        except Exception as exc:  # noqa: BLE001 - handed to the test to check
+            error = exc
+    stdout.seek(0)
+    return SyncResult([json.loads(line) for line in stdout.read().splitlines()]), error
+
+
 def run_cli(
     *args: str, config: dict[str, Any] | None = None, tmp_path: Path, env: dict | None = None
 ) -> subprocess.CompletedProcess[str]:
