@@ -80,9 +80,9 @@ request log keeps the last ``REQUEST_LOG_SIZE`` (100,000) API requests.
 
 Command line: ``tap-onepassword-emulator --port 0 --seed 1 --events 1000 [--latency-ms L]
 [--retry-after S] [--error-style legacy|status] [--rate-limit-per-minute N]
-[--rate-limit-per-hour N] [--re-serve-final-page] [--host H]`` prints one JSON line ``{"base_url", "accounts":
-[{name, token, account_uuid, features}]}`` and serves until Ctrl-C or SIGTERM. Tokens are
-signed with a key derived from the seed, so they stay valid across restarts with the same seed;
+[--rate-limit-per-hour N] [--re-serve-final-page] [--host H]`` prints one JSON line
+``{"base_url", "accounts": [{name, token, account_uuid, features}]}`` and serves until
+Ctrl-C or SIGTERM. Tokens are signed with a key derived from the seed, so they stay valid across restarts with the same seed;
 cursors are signed with a per-process secret, so they do not.
 """
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
 from onepassword_emulator import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import requests
 
 URL_PATH = "/api/v2/signinattempts"
 
@@ -25,7 +26,9 @@ def post(
     http: requests.Session, emu: Emulator, token: str, body: dict[str, Any]
 ) -> requests.Response:
     return http.post(
-        emu.base_url + URL_PATH, json=body, headers={"Authorization": f"Bearer {token}"},
+        emu.base_url + URL_PATH,
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     )
 
@@ -36,7 +39,8 @@ def uuids(response: requests.Response) -> list[str]:
 
 @pytest.mark.parametrize("switch", [False, True])
 def test_a_final_cursor_serves_the_final_page_again_only_under_the_switch(
-    http: requests.Session, switch: bool
+    http: requests.Session,
+    switch: bool,  # noqa: FBT001 - pytest passes parameters by name
 ) -> None:
     with Emulator(seed=5, events=30, re_serve_final_page=switch) as emu:
         token = emu.account("acme").token
@@ -68,7 +72,8 @@ def test_the_switch_is_also_a_control_route_and_a_flag(
     exe = Path(sys.executable).with_name("tap-onepassword-emulator")
     process = subprocess.Popen(
         [exe, "--port", "0", "--events", "3", "--re-serve-final-page"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -87,8 +92,12 @@ def test_drip_sends_the_whole_answer_slowly_but_each_piece_promptly(emu: Emulato
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(
             b"POST " + URL_PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nContent-Type: "
-            b"application/json\r\nAuthorization: Bearer " + emu.account("acme").token.encode()
-            + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            b"application/json\r\nAuthorization: Bearer "
+            + emu.account("acme").token.encode()
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
         )
         started = time.monotonic()
         gaps, received, last = [], b"", started
@@ -117,10 +126,14 @@ def test_a_revoked_token_is_refused_until_restored(
     emu.restore_token(acme)
     assert http.get(introspect, headers=bearer(acme), timeout=10).status_code == 200
     # The same over the control routes, for an emulator in another process.
-    revoke = http.post(emu.base_url + "/_emulator/tokens/revoke", json={"token": globex}, timeout=10)
+    revoke = http.post(
+        emu.base_url + "/_emulator/tokens/revoke", json={"token": globex}, timeout=10
+    )
     assert revoke.json() == {"revoked": True}
     assert http.get(introspect, headers=bearer(globex), timeout=10).status_code == 401
     http.post(emu.base_url + "/_emulator/tokens/restore", json={"token": globex}, timeout=10)
     assert http.get(introspect, headers=bearer(globex), timeout=10).status_code == 200
-    refused = http.post(emu.base_url + "/_emulator/tokens/revoke", json={"token": "x.y.z"}, timeout=10)
+    refused = http.post(
+        emu.base_url + "/_emulator/tokens/revoke", json={"token": "x.y.z"}, timeout=10
+    )
     assert refused.status_code == 400

@@ -46,7 +46,8 @@ def all_records(result: SyncResult) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("re_serve", [True, False], ids=["re-served", "plain"])
 def test_each_event_is_emitted_once_over_three_runs(
-    re_serve: bool, caplog: pytest.LogCaptureFixture
+    re_serve: bool,  # noqa: FBT001 - pytest passes parameters by name
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     with Emulator(seed=21, events=45, re_serve_final_page=re_serve) as emu:
@@ -259,9 +260,7 @@ def test_a_token_expiring_soon_is_warned_about_once_and_in_test_mode(
     assert "account 'acme'" in lines[0]
 
 
-def test_an_expired_token_is_refused_before_any_request(
-    emulator: Emulator, tmp_path: Path
-) -> None:
+def test_an_expired_token_is_refused_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
     expired = make_token({"exp": int(time.time()) - 60}, aud=None)
     config = {
         "accounts": [
