@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 _deadline = threading.local()
+_now = time.perf_counter
+"""Elapsed real time, the clock socket time-outs run on."""
 
 
 @contextmanager
@@ -39,7 +41,7 @@ def response_deadline(seconds: float) -> Iterator[None]:
         Nothing; the deadline holds inside the `with` block.
 
     """
-    _deadline.at = time.monotonic() + seconds
+    _deadline.at = _now() + seconds
     try:
         yield
     finally:
@@ -54,7 +56,7 @@ def deadline_passed() -> bool:
 
     """
     at: float | None = getattr(_deadline, "at", None)
-    return at is not None and time.monotonic() >= at
+    return at is not None and _now() >= at
 
 
 class _DeadlineSocket:
@@ -76,7 +78,7 @@ class _DeadlineSocket:
         at: float | None = getattr(_deadline, "at", None)
         if at is None:
             return int(self._sock.recv_into(buffer, *args))
-        remaining = at - time.monotonic()
+        remaining = at - _now()
         if remaining <= 0:
             msg = "the whole answer did not arrive within request_timeout"
             raise TimeoutError(msg)

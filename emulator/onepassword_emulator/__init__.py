@@ -82,7 +82,8 @@ Command line: ``tap-onepassword-emulator --port 0 --seed 1 --events 1000 [--late
 [--retry-after S] [--error-style legacy|status] [--rate-limit-per-minute N]
 [--rate-limit-per-hour N] [--re-serve-final-page] [--host H]`` prints one JSON line
 ``{"base_url", "accounts": [{name, token, account_uuid, features}]}`` and serves until
-Ctrl-C or SIGTERM. Tokens are signed with a key derived from the seed, so they stay valid across restarts with the same seed;
+Ctrl-C or SIGTERM. Tokens are signed with a key derived from the seed, so they stay valid
+across restarts with the same seed;
 cursors are signed with a per-process secret, so they do not.
 """
 
