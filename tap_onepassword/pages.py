@@ -7,10 +7,7 @@ fetched on any thread.
 
 from __future__ import annotations
 
-import email.utils
-import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -21,15 +18,13 @@ from typing_extensions import override
 from tap_onepassword.errors import ApiResponseError
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Callable, Iterator
 
     import requests
 
 RequestBody = dict[str, Any]
 """A JSON request body: `{"cursor": ...}` to continue, or `{"limit", "start_time", ...}`."""
-
-MAX_RETRY_AFTER = 3600.0
-"""The longest `Retry-After` honoured: the API's longest rate window (one hour)."""
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -116,6 +111,17 @@ class MalformedEvents:
         self.surrogate_ids += other.surrogate_ids
         self.unreadable_timestamps += other.unreadable_timestamps
 
+    def warn(self, logger: logging.Logger, label: str) -> None:
+        """Log one WARNING with the counts, if any event was malformed.
+
+        Args:
+            logger: Where it goes.
+            label: The stream and account.
+
+        """
+        if self:
+            logger.warning("%s: %s", label, self.describe())
+
     def describe(self) -> str:
         """Say what was found, for one WARNING per stream and account.
 
@@ -149,12 +155,12 @@ class PreparedPage:
     """A page whose events are already records, encoded as the JSON their RECORD lines hold.
 
     Read-ahead prepares the pages of a stream whose records reach the output unchanged (see
-    `output.LeanRecordOutput`): a worker parses, shapes and encodes them while the SDK side
+    `fastpath.FastPathStream`): a worker parses, shapes and encodes them while the SDK side
     waits on the network, and when the page's turn comes the SDK side only copies the JSON.
     The records' JSON is one block of bytes, about the size of the page's text: nothing for
     the garbage collector to walk, and one allocation to free rather than a thousand blocks of
     some 700 bytes each (too large for Python's small-object allocator: from the C heap).
-    `EventStream.prepare_page` makes one.
+    `EventRecords.prepare` makes one.
     """
 
     cursor: str
@@ -361,36 +367,6 @@ def _decode(decoder: _Decoder[DecodedT], body: bytes, expected: str) -> DecodedT
 
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Read `Retry-After` as seconds (a number or an HTTP date); None when absent or unreadable.
-
-    Args:
-        response: A 429 response.
-
-    Returns:
-        Seconds to wait, from 0 to `MAX_RETRY_AFTER`.
-
-    """
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    # A server (or a proxy in front of it) may ask for anything; no wait the API can mean is
-    # longer than its hour window, and an unbounded one would stall the run for good.
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None], Generic[PageT]):

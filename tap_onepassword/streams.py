@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from singer_sdk.pagination import SinglePagePaginator
-from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_onepassword import schemas
-from tap_onepassword.client import EventStream, OnePasswordStream
-from tap_onepassword.pages import decode_object
+from tap_onepassword.api import introspection_path
+from tap_onepassword.events import EventStream, OnePasswordStream
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Iterable
 
-    import requests
     from singer_sdk.helpers.types import Context
 
     from tap_onepassword.settings import Account
@@ -45,8 +43,12 @@ class AuditEventsStream(EventStream):
     schema = schemas.AUDIT_EVENT.to_dict()
 
 
-V1_INTROSPECTION_KEYS = {"UUID": "uuid", "IssuedAt": "issued_at", "Features": "features"}
-"""The deprecated v1 route answers in PascalCase; records use the v2 names."""
+EVENT_STREAMS: tuple[type[EventStream], ...] = (
+    SignInAttemptsStream,
+    ItemUsagesStream,
+    AuditEventsStream,
+)
+"""Every event stream, in the order the tap lists them: the one list to extend."""
 
 
 class IntrospectionStream(OnePasswordStream):
@@ -63,47 +65,43 @@ class IntrospectionStream(OnePasswordStream):
     @property
     def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
         """`/api/v2/auth/introspect`, or the deprecated v1 route when `api_version` is v1."""
-        if self.settings.api_version == "v1":
-            return "/api/auth/introspect"
-        return "/api/v2/auth/introspect"
-
-    @override
-    def get_new_paginator(self) -> SinglePagePaginator:
-        return SinglePagePaginator()
-
-    @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        return [decode_object(response.content)]
+        return introspection_path(self.settings.api_version)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        access = self.tap.access(self.account_of(context))
+        access = self.run.access(self.account_of(context))
         if access is not None:  # None: the account failed in this run
             yield dict(access)
 
-    def introspect(self, account: Account) -> dict[str, Any]:
-        """Network side: ask the API what the account's token may read.
 
-        Args:
-            account: The account.
+V1_INTROSPECTION_KEYS = {"UUID": "uuid", "IssuedAt": "issued_at", "Features": "features"}
+"""The deprecated v1 route answers in PascalCase; records use the v2 names."""
 
-        Returns:
-            The introspection record (v2 field names, `account_name` added).
 
-        """
-        context = {"account_name": account.name}
-        request = self.get_http_request(page=PageContext(context, None))
-        answer = self.fetch(account, request, lambda response: decode_object(response.content))
-        record = {V1_INTROSPECTION_KEYS.get(key, key): value for key, value in answer.items()}
-        known = self.schema["properties"]
-        unknown = sorted(key for key in record if key not in known)
-        if unknown:
-            self.logger.warning(
-                "introspection: the API sent field(s) this tap does not know: %s; left out",
-                ", ".join(unknown),
-            )
-        record = {key: value for key, value in record.items() if key in known}
-        features = record.get("features")
-        record["features"] = [str(f) for f in features] if isinstance(features, list) else []
-        record["account_name"] = account.name
-        return record
+def introspection_record(
+    answer: dict[str, Any], account: Account, logger: logging.Logger
+) -> dict[str, Any]:
+    """Make the API's introspection answer a record of `IntrospectionStream`.
+
+    Args:
+        answer: The API's answer, as sent.
+        account: Whose token it describes.
+        logger: Where unknown fields are named.
+
+    Returns:
+        The record (v2 field names, `features` always a list, `account_name` added).
+
+    """
+    record = {V1_INTROSPECTION_KEYS.get(key, key): value for key, value in answer.items()}
+    known = IntrospectionStream.schema["properties"]
+    unknown = sorted(key for key in record if key not in known)
+    if unknown:
+        logger.warning(
+            "introspection: the API sent field(s) this tap does not know: %s; left out",
+            ", ".join(unknown),
+        )
+    record = {key: value for key, value in record.items() if key in known}
+    features = record.get("features")
+    record["features"] = [str(f) for f in features] if isinstance(features, list) else []
+    record["account_name"] = account.name
+    return record

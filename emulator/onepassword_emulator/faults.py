@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_KINDS = (
-    "429", "500", "502", "503", "reset", "hang", "truncate", "empty_page", "reject_cursor",
+    "429",
+    "500",
+    "502",
+    "503",
+    "reset",
+    "hang",
+    "truncate",
+    "empty_page",
+    "reject_cursor",
     "drip",
 )
 """``429`` (param ``retry_after``), ``500``/``502``/``503``, ``reset`` (connection reset),
@@ -22,7 +30,10 @@ FAULT_KINDS = (
 time over that long, default 10)."""
 
 _PARAMS = {
-    "429": {"retry_after"}, "hang": {"seconds"}, "truncate": {"incomplete"}, "drip": {"seconds"},
+    "429": {"retry_after"},
+    "hang": {"seconds"},
+    "truncate": {"incomplete"},
+    "drip": {"seconds"},
 }
 
 

@@ -36,8 +36,15 @@ if TYPE_CHECKING:
 CONTROL_PREFIX = "/_emulator/"
 _DRIP_INTERVAL = 0.1
 """Seconds between two pieces of a dripping answer."""
-_REASON_PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests",
-                   500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+_REASON_PHRASES = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,15 @@ class RequestRecord:
     def to_json(self) -> dict[str, Any]:
         """Return the record as ``GET /_emulator/requests`` lists it."""
         return {
-            "method": self.method, "path": self.path, "body": self.body, "status": self.status,
-            "account": self.account, "time": self.time.isoformat().replace("+00:00", "Z"),
-            "fault": self.fault, "cpu_seconds": self.cpu_seconds, "user_agent": self.user_agent,
+            "method": self.method,
+            "path": self.path,
+            "body": self.body,
+            "status": self.status,
+            "account": self.account,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "fault": self.fault,
+            "cpu_seconds": self.cpu_seconds,
+            "user_agent": self.user_agent,
         }
 
 
@@ -183,8 +196,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         route = route_of(self.command, split.path)
         if route is None:
-            self._record(split.path, body=_json_or_none(body), status=404, account=None,
-                         cpu=time.thread_time() - started_cpu, fault=None)
+            self._record(
+                split.path,
+                body=_json_or_none(body),
+                status=404,
+                account=None,
+                cpu=time.thread_time() - started_cpu,
+                fault=None,
+            )
             self._send(404, NOT_FOUND_BODY, "text/plain; charset=utf-8")
             return
         fault = emulator.faults.take(split.path)
@@ -193,9 +212,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         if kind == "reset":
             account = emulator.service.identify(headers)[1]
-            self._record(split.path, body=_json_or_none(body), status=0,
-                         account=account.name if account else None,
-                         cpu=time.thread_time() - started_cpu, fault=kind)
+            self._record(
+                split.path,
+                body=_json_or_none(body),
+                status=0,
+                account=account.name if account else None,
+                cpu=time.thread_time() - started_cpu,
+                fault=kind,
+            )
             self._reset_connection()
             return
         if kind == "hang":
@@ -206,8 +230,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             # The answer leaves latency_ms after the request arrived: handling is part of it.
             answer_at = arrived + emulator.latency_ms / 1000
             emulator.stopping.wait(max(0.0, answer_at - time.monotonic()))
-        self._record(split.path, body=response.request_body, status=response.status,
-                     account=response.account, cpu=cpu, fault=kind)
+        self._record(
+            split.path,
+            body=response.request_body,
+            status=response.status,
+            account=response.account,
+            cpu=cpu,
+            fault=kind,
+        )
         if kind == "truncate":
             self._send_truncated(response, incomplete=bool(params.get("incomplete")))
             return
@@ -217,15 +247,29 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         self._send(response.status, response.body, response.content_type, response.headers)
 
     def _record(  # noqa: PLR0913 - every field of the record, by keyword
-        self, path: str, *, body: Any, status: int, account: str | None, cpu: float,  # noqa: ANN401
+        self,
+        path: str,
+        *,
+        body: Any,  # noqa: ANN401 - any JSON body
+        status: int,
+        account: str | None,
+        cpu: float,
         fault: str | None,
     ) -> None:
         emulator = self.server.emulator
-        emulator.record(RequestRecord(
-            method=self.command, path=path, body=body, status=status, account=account,
-            time=emulator.now, fault=fault, cpu_seconds=cpu,
-            user_agent=self.headers.get("User-Agent"),
-        ))
+        emulator.record(
+            RequestRecord(
+                method=self.command,
+                path=path,
+                body=body,
+                status=status,
+                account=account,
+                time=emulator.now,
+                fault=fault,
+                cpu_seconds=cpu,
+                user_agent=self.headers.get("User-Agent"),
+            )
+        )
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -272,7 +316,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         for start in range(0, len(answer), size):
             if start and stopping.wait(_DRIP_INTERVAL):
                 break
-            self.wfile.write(answer[start:start + size])
+            self.wfile.write(answer[start : start + size])
             self.wfile.flush()
         self.close_connection = True
 
@@ -312,9 +356,10 @@ def start_server(
     server = EmulatorHTTPServer((host, port), emulator)
     # A short poll interval keeps stop() quick; idle polling costs next to nothing.
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="events-api-emulator",
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.02},
+        name="events-api-emulator",
         daemon=True,
     )
     thread.start()
     return server, thread
-

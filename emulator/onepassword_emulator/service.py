@@ -43,8 +43,12 @@ INTROSPECTION_ROUTES = {"/api/auth/introspect": "v1", "/api/v2/auth/introspect":
 NOT_FOUND_BODY = b"404 page not found\n"
 ERROR_STYLES = ("legacy", "status")
 _REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests",
-    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    400: "Bad Request",
+    401: "Unauthorized",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
 }
 
 
@@ -169,7 +173,11 @@ class EventsService:
         return claims, self.account_for(claims)
 
     def handle(
-        self, route: str, headers: dict[str, str], body: bytes, fault: str | None = None,
+        self,
+        route: str,
+        headers: dict[str, str],
+        body: bytes,
+        fault: str | None = None,
         fault_params: dict[str, Any] | None = None,
     ) -> ApiResponse:
         """Answer a request to an existing API ``route`` (``route_of`` already matched it).
@@ -193,8 +201,13 @@ class EventsService:
         return response
 
     def _serve(
-        self, route: str, claims: TokenClaims | None, account: Account | None, body: bytes,
-        *, empty_page: bool,
+        self,
+        route: str,
+        claims: TokenClaims | None,
+        account: Account | None,
+        body: bytes,
+        *,
+        empty_page: bool,
     ) -> ApiResponse:
         if claims is None or account is None:
             return self.error(401)
@@ -213,11 +226,18 @@ class EventsService:
         issued_at = format_ns(claims.issued_at * NANOS_PER_SECOND)
         payload: dict[str, Any]
         if version == "v1":
-            payload = {"UUID": claims.integration_uuid, "IssuedAt": issued_at,
-                       "Features": list(claims.features)}
+            payload = {
+                "UUID": claims.integration_uuid,
+                "IssuedAt": issued_at,
+                "Features": list(claims.features),
+            }
         else:
-            payload = {"uuid": claims.integration_uuid, "issued_at": issued_at,
-                       "features": list(claims.features), "account_uuid": account.account_uuid}
+            payload = {
+                "uuid": claims.integration_uuid,
+                "issued_at": issued_at,
+                "features": list(claims.features),
+                "account_uuid": account.account_uuid,
+            }
         return ApiResponse(200, json.dumps(payload).encode())
 
     def _page(self, route: str, account: Account, body: bytes, *, empty_page: bool) -> ApiResponse:
@@ -234,8 +254,12 @@ class EventsService:
         if empty_page:
             return _envelope(codec.encode(state), has_more=True, items=[])
         selection = stream.select(
-            state.position, start_ns=state.start_ns, horizon=state.horizon,
-            retention_ns=self.retention_start_ns(), end_ns=state.end_ns, limit=state.limit,
+            state.position,
+            start_ns=state.start_ns,
+            horizon=state.horizon,
+            retention_ns=self.retention_start_ns(),
+            end_ns=state.end_ns,
+            limit=state.limit,
         )
         renderer = stream.renderer
         v2 = version == "v2"

@@ -9,7 +9,6 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
 from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
@@ -23,7 +22,8 @@ from tap_onepassword.pages import (
     decode_page,
 )
 from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
-from tap_onepassword.tap import TapOnePassword
+from tap_onepassword.run import SyncRun
+from tests.support.compare import comparable, config_for, final_state, fixed_start, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,7 +46,7 @@ def slow_emulator() -> Iterator[Emulator]:
 
 
 def sequential(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 0)
+    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 0)
 
 
 def pages_asked(requests: list[RequestRecord]) -> dict[tuple[str | None, str], list[Any]]:
@@ -63,12 +63,12 @@ def test_read_ahead_writes_what_a_sequential_run_writes(
 ) -> None:
     # A buffer of 300 KB (some 8 pages of 50 events) for 11 partitions of 6 pages: workers
     # must wait for room, nearest partitions first, while the SDK emits.
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 300_000)
+    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 300_000)
     encoded = Counter[bool]()
     real_write_encoded = SingerOutput.write_encoded
 
     def write_encoded(self: SingerOutput, *args: Any) -> None:
-        encoded[TapOnePassword.READ_AHEAD_BYTES > 0] += 1
+        encoded[SyncRun.READ_AHEAD_BYTES > 0] += 1
         real_write_encoded(self, *args)
 
     monkeypatch.setattr(SingerOutput, "write_encoded", write_encoded)
@@ -120,8 +120,11 @@ def test_an_incremental_run_with_faults_is_the_same_with_and_without_read_ahead(
     assert comparable(ahead) == comparable(one_by_one)
     items = [m for m in ahead if m["type"] == "RECORD" and m["stream"] == "item_usages"]
     assert len(items) >= 120
-    resets = [r for r in slow_emulator.requests[seen_before:]
-              if r.path == "/api/v2/itemusages" and r.body and "start_time" in r.body]
+    resets = [
+        r
+        for r in slow_emulator.requests[seen_before:]
+        if r.path == "/api/v2/itemusages" and r.body and "start_time" in r.body
+    ]
     assert len(resets) == 2  # the fallback re-read the lookback window, in both runs
     assert not slow_emulator.faults.pending()
 
@@ -162,7 +165,7 @@ def settle(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def plan(stream: FakeStream, accounts: list[str]) -> list[tuple[Any, dict[str, str], dict]]:
+def plan(stream: Any, accounts: list[str]) -> list[tuple[Any, Any, dict[str, Any]]]:
     return [(stream, {"account_name": a}, {"start": a}) for a in accounts]
 
 
@@ -245,8 +248,16 @@ class FailingPreparedStream:
             self.produced[context["account_name"]] += 1
             error = ApiResponseError("an event has no uuid") if number == 2 else None
             yield PreparedPage(
-                cursor=f"c{number}", has_more=True, events=2, timestamps=["t"], text=b"{}",
-                ends=[2], newest="t", error=error, held_bytes=130, ids=["x"],
+                cursor=f"c{number}",
+                has_more=True,
+                events=2,
+                timestamps=["t"],
+                text=b"{}",
+                ends=[2],
+                newest="t",
+                error=error,
+                held_bytes=130,
+                ids=["x"],
                 malformed=MalformedEvents(),
             )
 
@@ -255,7 +266,7 @@ def test_a_worker_stops_at_the_page_its_partition_will_fail_on() -> None:
     # The SDK side raises that page's error after its records: a request for the next page
     # would spend the token's budget on what a sequential run never asks.
     stream = FailingPreparedStream()
-    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=1, max_bytes=1 << 20, workers=2)  # type: ignore[arg-type]
+    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=1, max_bytes=1 << 20, workers=2)
     try:
         settle(lambda: sum(stream.produced.values()) >= 6)
         time.sleep(0.2)

@@ -21,8 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tap_onepassword.event_ids import surrogate_uuid
-
-from .harness import (
+from tests.reliability.harness import (
     ForkServer,
     TapResult,
     assert_clean_failure,
@@ -30,7 +29,7 @@ from .harness import (
     mint_token,
     run_tap,
 )
-from .scripted_api import Exchange, Reply, ScriptedEventsAPI
+from tests.reliability.scripted_api import Exchange, Reply, ScriptedEventsAPI
 
 FEATURE = "signinattempts"
 STREAM = "sign_in_attempts"

@@ -13,9 +13,8 @@ import pytest
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.event_ids import surrogate_uuid
 from tap_onepassword.tap import TapOnePassword
-
-from .harness import mint_token
-from .scripted_api import Reply, ScriptedEventsAPI
+from tests.reliability.harness import mint_token
+from tests.reliability.scripted_api import Reply, ScriptedEventsAPI
 
 FEATURE = "signinattempts"
 

@@ -6,11 +6,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import make_token, run_cli, tap_config
 
 from tap_onepassword.errors import ConfigError
 from tap_onepassword.settings import DEFAULT_ACCOUNT_NAME
 from tap_onepassword.tap import TapOnePassword
+from tests.support.runs import make_token, run_cli, tap_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -119,27 +119,35 @@ def test_ca_bundle_is_what_tls_verifies_against(tmp_path: Path) -> None:
     bundle = tmp_path / "corporate-ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     tap = TapOnePassword(config={"token": TOKEN, "ca_bundle": str(bundle)})
-    stream = tap.event_streams[0]
+    client = tap.run.client
     (account,) = tap.settings.accounts
-    assert stream.session_for(account).verify == str(bundle)
-    plain = TapOnePassword(config={"token": TOKEN}).event_streams[0]
+    assert client.session_for(account).verify == str(bundle)
+    plain = TapOnePassword(config={"token": TOKEN}).run.client
     assert plain.session_for(account).verify is True
 
 
 def test_accounts_sharing_a_token_share_one_budget() -> None:
     tap = TapOnePassword(
-        config={"accounts": [{"name": "a", "token": TOKEN}, {"name": "b", "token": TOKEN},
-                             {"name": "c", "token": OTHER}]}
+        config={
+            "accounts": [
+                {"name": "a", "token": TOKEN},
+                {"name": "b", "token": TOKEN},
+                {"name": "c", "token": OTHER},
+            ]
+        }
     )
     a, b, c = tap.settings.accounts
-    assert tap.budget_for(a) is tap.budget_for(b)
-    assert tap.budget_for(a) is not tap.budget_for(c)
+    assert tap.run.client.budget_for(a) is tap.run.client.budget_for(b)
+    assert tap.run.client.budget_for(a) is not tap.run.client.budget_for(c)
 
 
 def test_discovery_needs_no_valid_config() -> None:
     tap = TapOnePassword(config={}, validate_config=False)
     assert sorted(tap.streams) == [
-        "audit_events", "introspection", "item_usages", "sign_in_attempts"
+        "audit_events",
+        "introspection",
+        "item_usages",
+        "sign_in_attempts",
     ]
 
 

@@ -9,7 +9,13 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import (
+
+from onepassword_emulator import Emulator
+from tap_onepassword.errors import AccountUnauthorizedError
+from tap_onepassword.event_ids import TailIds
+from tap_onepassword.outcome import AccountsFailedError
+from tap_onepassword.timestamps import normalise_timestamp
+from tests.support.runs import (
     EVENT_STREAMS,
     FEATURE_OF,
     duplicates,
@@ -22,16 +28,10 @@ from tap_harness import (
     tap_config,
 )
 
-from onepassword_emulator import Emulator
-from tap_onepassword.errors import AccountUnauthorizedError
-from tap_onepassword.event_ids import TailIds
-from tap_onepassword.outcome import AccountsFailedError
-from tap_onepassword.timestamps import normalise_timestamp
-
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tap_harness import SyncResult
+    from tests.support.runs import SyncResult
 
 # --------------------------------------------------------------------------- re-served pages
 

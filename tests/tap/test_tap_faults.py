@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import EVENT_STREAMS, expected_records, partition, run_tap, tap_config
 
 from tap_onepassword.errors import TapOnePasswordError
 from tap_onepassword.timestamps import parse_timestamp
+from tests.support.runs import EVENT_STREAMS, expected_records, partition, run_tap, tap_config
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
@@ -20,7 +20,7 @@ PAGE = 100
 
 @pytest.mark.usefixtures("fast_retries")
 def test_a_run_with_every_fault_lands_the_same_events(emulator: Emulator) -> None:
-    faults = {
+    faults: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "/api/v2/auth/introspect": [("503", {})],
         "/api/v2/signinattempts": [("429", {}), ("500", {}), ("reset", {}), ("empty_page", {})],
         "/api/v2/itemusages": [("502", {}), ("truncate", {}), ("hang", {"seconds": 2})],
@@ -65,7 +65,9 @@ def test_a_429_without_retry_after_backs_off_and_pauses_the_token(emulator: Emul
 @pytest.mark.usefixtures("fast_retries")
 def test_retries_give_up_with_a_clear_error(emulator: Emulator) -> None:
     emulator.fail_next("/api/v2/auditevents", "503", count=20)
-    with pytest.raises(TapOnePasswordError, match=r"audit_events, account 'acme': gave up after 10"):
+    with pytest.raises(
+        TapOnePasswordError, match=r"audit_events, account 'acme': gave up after 10"
+    ):
         run_tap(tap_config(emulator, ["acme"]))
     assert len([r for r in emulator.requests if r.path == "/api/v2/auditevents"]) == 10
 

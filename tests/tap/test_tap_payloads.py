@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import make_token, partition, run_tap
 
 from tap_onepassword.pages import MalformedEvents, Page, decode_page
 from tap_onepassword.streams import SignInAttemptsStream
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
+from tests.support.runs import make_token, partition, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -80,7 +80,7 @@ class PayloadServer:
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def __enter__(self) -> Self:
         self.thread.start()
@@ -192,9 +192,9 @@ def test_decode_page_accepts_any_key_order_and_empty_pages() -> None:
 
 def test_item_shaping_on_its_own() -> None:
     tap = TapOnePassword(config={"token": make_token()})
-    stream = SignInAttemptsStream(tap)
+    stream = SignInAttemptsStream(tap, tap.run)
     item = {"uuid": "U", "timestamp": "2021-03-01T16:32:50-03:00", "client": {"ip": "1.2.3.4"}}
-    record = stream.shape_record(item, "default", MalformedEvents())
+    record = stream.event_records.shape(item, "default", MalformedEvents())
     assert record == {
         "uuid": "U",
         "timestamp": "2021-03-01T19:32:50.000000000Z",

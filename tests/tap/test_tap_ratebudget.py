@@ -6,9 +6,8 @@ import threading
 from bisect import bisect_left
 from typing import TYPE_CHECKING
 
-from tap_harness import run_tap
-
 from tap_onepassword.ratebudget import RateBudget
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     import pytest
@@ -107,7 +106,7 @@ def test_a_real_run_keeps_every_stream_and_account_of_a_token_in_one_budget(
         budgets.append(budget)
         return budget
 
-    monkeypatch.setattr("tap_onepassword.tap.RateBudget", budget_on_fake_time)
+    monkeypatch.setattr("tap_onepassword.api.RateBudget", budget_on_fake_time)
     sent: list[float] = []
     real_acquire = RateBudget.acquire
 
