@@ -13,6 +13,7 @@ import pytest
 from onepassword_emulator import Emulator
 from tap_onepassword.errors import AccountUnauthorizedError
 from tap_onepassword.event_ids import TailIds
+from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.outcome import AccountsFailedError
 from tap_onepassword.timestamps import normalise_timestamp
 from tests.support.runs import (
@@ -97,6 +98,20 @@ def test_each_event_is_emitted_once_over_three_runs(
                     partition(third.final_state, stream, account.name)["cursor_page_ids"]
                 )
                 assert 0 < len(memory) <= 20  # one page's ids, never more
+
+
+def test_re_served_events_are_dropped_on_the_sdks_own_record_path_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without the lean path (here turned off; a stream map does the same) pages are parsed,
+    # not prepared ahead, and the records go through the SDK.
+    monkeypatch.setattr(FastPathStream, "LEAN_OUTPUT", False)
+    with Emulator(seed=24, events=30, re_serve_final_page=True) as emu:
+        config = tap_config(emu, ["acme"], page_size=20)
+        first = run_tap(config)
+        added = emu.add_events("acme", "auditevents", 2)
+        second = run_tap(config, state=first.final_state)
+        assert keys(all_records(second)) == keys([{**e, "account_name": "acme"} for e in added])
 
 
 def test_the_tail_memory_of_a_full_page_of_1000_is_about_8000_characters() -> None:
