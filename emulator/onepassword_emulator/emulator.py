@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from onepassword_emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
 from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
-from onepassword_emulator.credentials import FEATURES, TokenAuthority, TokenError
+from onepassword_emulator.credentials import TokenAuthority, TokenError
 from onepassword_emulator.data import (
+    FEATURES,
     AccountProfile,
     StreamRenderer,
     derive_key,
