@@ -15,6 +15,7 @@ from tap_onepassword.errors import AccountUnauthorizedError
 from tap_onepassword.event_ids import TailIds
 from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.outcome import AccountsFailedError
+from tap_onepassword.run import SyncRun
 from tap_onepassword.timestamps import normalise_timestamp
 from tests.support.runs import (
     EVENT_STREAMS,
@@ -218,6 +219,33 @@ def test_other_accounts_finish_with_records_and_state_and_the_failed_one_resumes
         got = keys(result.of(stream, "acme")) + keys(second.of(stream, "acme"))
         assert sorted(got) == keys(expected_records(emulator, "acme", stream))
         assert second.of(stream, "initech") == []
+
+
+def test_a_token_revoked_during_the_run_sets_only_its_account_aside(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = emulator.account("acme").token
+    introspected = SyncRun.access
+
+    def access_then_revoke(run: SyncRun, account: Any) -> Any:
+        answer = introspected(run, account)
+        emulator.revoke_token(token)  # accepted at introspection, refused from now on
+        return answer
+
+    monkeypatch.setattr(SyncRun, "access", access_then_revoke)
+    caplog.set_level(logging.ERROR)
+    result, error = run_tap_keeping_output(tap_config(emulator, ["acme", "initech"]))
+    assert isinstance(error, AccountsFailedError)
+    assert "1 of 2 accounts failed ('acme': " in str(error)
+    failed = [m for m in caplog.messages if "failed and is skipped" in m]
+    assert len(failed) == 1
+    assert "account 'acme' failed" in failed[0]
+    assert "401" in failed[0]
+    assert not [r for r in all_records(result) if r["account_name"] == "acme"]
+    for stream in ("sign_in_attempts", "audit_events"):
+        assert keys(result.of(stream, "initech")) == keys(
+            expected_records(emulator, "initech", stream)
+        )
 
 
 def test_with_a_single_token_a_refused_token_still_stops_the_run(emulator: Emulator) -> None:
