@@ -211,7 +211,8 @@ class PreparedPage:
             The prepared page.
 
         """
-        readable = [t for t in timestamps if t is not None]
+        # Only an unreadable timestamp is None; without one, no list to filter.
+        readable = [t for t in timestamps if t is not None] if malformed else timestamps
         return cls(
             cursor=page.cursor,
             has_more=page.has_more,
@@ -220,7 +221,7 @@ class PreparedPage:
             ids=ids,
             text=text,
             ends=ends,
-            newest=max(readable, default=None),
+            newest=max(readable, default=None),  # type: ignore[type-var] # no None left
             error=error,
             malformed=malformed,
             held_bytes=len(text) + PREPARED_RECORD_OVERHEAD * len(ends),

@@ -136,10 +136,11 @@ class EventRecords:
             Records, in API order.
 
         """
+        seen = tail.seen if tail else None  # usually nothing is remembered: no check per record
         if isinstance(page, PreparedPage):
             tally.ids = page.ids
             for (timestamp, json_text), event_id in zip(page.record_json(), page.ids, strict=True):
-                if tail and tail.seen(event_id):
+                if seen is not None and seen(event_id):
                     tally.dropped += 1
                     continue
                 encoded = EncodedRecord(timestamp=timestamp, account_name=account_name)
@@ -152,7 +153,7 @@ class EventRecords:
             return
         for timestamp, record in self.accepted(page, account_name, malformed):
             tally.ids.append(record["uuid"])
-            if tail and tail.seen(record["uuid"]):
+            if seen is not None and seen(record["uuid"]):
                 tally.dropped += 1
                 continue
             if timestamp is not None and (tally.newest is None or timestamp > tally.newest):
