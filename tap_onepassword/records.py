@@ -24,7 +24,7 @@ from tap_onepassword.timestamps import normalise_timestamp
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from tap_onepassword.event_ids import TailIds
     from tap_onepassword.pages import Page
@@ -139,10 +139,10 @@ class EventRecords:
         seen = tail.seen if tail else None  # usually nothing is remembered: no check per record
         if isinstance(page, PreparedPage):
             tally.ids = page.ids
-            for (timestamp, json_text), event_id in zip(page.record_json(), page.ids, strict=True):
-                if seen is not None and seen(event_id):
-                    tally.dropped += 1
-                    continue
+            records = page.record_json()
+            if seen is not None:
+                records = self._unseen(records, page.ids, seen, tally)
+            for timestamp, json_text in records:
                 encoded = EncodedRecord(timestamp=timestamp, account_name=account_name)
                 encoded.json = json_text
                 yield encoded
@@ -160,6 +160,20 @@ class EventRecords:
                 tally.newest = timestamp
             tally.emitted += 1
             yield record
+
+    @staticmethod
+    def _unseen(
+        records: Iterator[tuple[str | None, memoryview]],
+        ids: list[str],
+        seen: Callable[[str], bool],
+        tally: PageTally,
+    ) -> Iterator[tuple[str | None, memoryview]]:
+        """Leave out the prepared records whose id was seen, counting them."""
+        for record, event_id in zip(records, ids, strict=True):
+            if seen(event_id):
+                tally.dropped += 1
+            else:
+                yield record
 
     def accepted(
         self, page: Page, account_name: str, malformed: MalformedEvents
