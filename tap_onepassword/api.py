@@ -22,7 +22,8 @@ import backoff
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
-from tap_onepassword.deadline import DeadlineAdapter, deadline_passed, response_deadline
+from tap_onepassword.accountmetrics import RequestTally, log_request_duration
+from tap_onepassword.deadline import deadline_session, response_deadline
 from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
@@ -30,11 +31,13 @@ from tap_onepassword.errors import (
     redact_secrets,
 )
 from tap_onepassword.pages import decode_object
-from tap_onepassword.ratebudget import RateBudget
+from tap_onepassword.progress import clock_in, name_some
+from tap_onepassword.ratebudget import RateBudget, wait_in_steps
+from tap_onepassword.slowanswers import SlowAnswers
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable
 
     from backoff.types import Details
 
@@ -86,18 +89,28 @@ class EventsApiClient:
     MAX_TRIES: ClassVar[int] = 10
     """Attempts per request before giving up (about 4 minutes of waiting at most)."""
 
-    def __init__(self, settings: Settings, *, user_agent: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user_agent: str,
+        logger: logging.Logger,
+        tally: RequestTally | None = None,
+    ) -> None:
         """Prepare a client; sessions and budgets are made on first use.
 
         Args:
             settings: The run's checked settings.
             user_agent: The `User-Agent` header.
-            logger: Where retries are logged.
+            logger: Where retries and long waits are logged.
+            tally: Counts the requests sent, per stream and account.
 
         """
         self.settings = settings
         self.user_agent = user_agent
         self.logger = logger
+        self.tally = tally or RequestTally()
+        self.slow_answers = SlowAnswers(logger, request_timeout=settings.request_timeout)
         self._sessions: dict[str, requests.Session] = {}
         self._verify: dict[str, str | bool] = {}
         self._sessions_lock = threading.Lock()
@@ -117,11 +130,34 @@ class EventsApiClient:
         with self._budgets_lock:
             budget = self._budgets.get(account.token_id)
             if budget is None:
+                sharing = [a.name for a in self.settings.accounts if a.token_id == account.token_id]
                 budget = RateBudget(
-                    self.settings.max_requests_per_minute, self.settings.max_requests_per_hour
+                    self.settings.max_requests_per_minute,
+                    self.settings.max_requests_per_hour,
+                    on_long_wait=self._budget_notice(sharing),
                 )
                 self._budgets[account.token_id] = budget
             return budget
+
+    def _budget_notice(self, accounts: list[str]) -> Callable[[str, float], None]:
+        """Say, of a budget's long waits, what they are for, whose token, and until when."""
+        whose = f"account{'s' if len(accounts) > 1 else ''} {name_some(accounts)}"
+
+        def notice(reason: str, seconds: float) -> None:
+            self.logger.info(
+                "waiting for the request budget of the token of %s (%s): %.0f s, until %s UTC",
+                whose,
+                reason,
+                seconds,
+                clock_in(seconds),
+            )
+
+        return notice
+
+    def budget_waits(self) -> float:
+        """Seconds callers waited for request budgets so far, summed over threads."""
+        with self._budgets_lock:
+            return sum(budget.waited for budget in self._budgets.values())
 
     def session_for(self, account: Account) -> requests.Session:
         """One HTTP session (connection pool) per account.
@@ -136,10 +172,7 @@ class EventsApiClient:
         with self._sessions_lock:
             session = self._sessions.get(account.name)
             if session is None:
-                session = requests.Session()
-                # request_timeout bounds each whole response, not each wait for bytes.
-                session.mount("https://", DeadlineAdapter())
-                session.mount("http://", DeadlineAdapter())
+                session = deadline_session()  # request_timeout bounds each whole response
                 # What requests would read from the environment on every request (proxy
                 # variables and NO_PROXY, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE), read once for the
                 # account's host. Not taken from it: a ~/.netrc entry, which would replace the
@@ -204,16 +237,19 @@ class EventsApiClient:
             ApiResponseError: Retries ran out, or the API answered something unusable.
 
         """
+        # backoff counts the tries; the wait between them is the handler's, which tells it as
+        # it goes (a wait of a minute is not a minute of silence).
         attempt = backoff.on_exception(
-            self._waits,
+            backoff.constant,
             RETRIABLE_ERRORS,
+            interval=0,
             max_tries=self.MAX_TRIES,
             jitter=None,  # Retry-After is honoured exactly and waits stay predictable
-            on_backoff=lambda details: self._log_retry(details, label, method, path),
+            on_backoff=lambda details: self._wait_to_retry(details, label, method, path),
             logger=None,
         )(self._attempt)
         try:
-            return attempt(account, method, path, body, decode)
+            return attempt(account, method, path, body, decode, label=label)
         except RETRIABLE_ERRORS as exc:
             msg = (
                 f"{label}, account '{account.name}': gave up after {self.MAX_TRIES} "
@@ -226,16 +262,19 @@ class EventsApiClient:
             msg = f"{label}, account '{account.name}': {exc}"
             raise ApiResponseError(msg) from None
 
-    def _attempt(
+    def _attempt(  # noqa: PLR0913 - fetch's request, as backoff passes it on
         self,
         account: Account,
         method: str,
         path: str,
         body: RequestBody | None,
         decode: Callable[[requests.Response], T],
+        *,
+        label: str,
     ) -> T:
         budget = self.budget_for(account)
         budget.acquire()
+        self.tally.count(label, account.name)
         # A fresh dict per request; the token goes in the header of this one request and is
         # never put in a context, state or a log line.
         headers = {
@@ -245,24 +284,19 @@ class EventsApiClient:
         }
         timeout = self.settings.request_timeout
         try:
-            with response_deadline(timeout):  # the whole answer, not each wait for bytes
-                try:
-                    response = self.session_for(account).request(
-                        method,
-                        account.base_url + path,
-                        json=body,
-                        headers=headers,
-                        timeout=timeout,
-                        allow_redirects=False,
-                        verify=self._verify[account.name],
-                        stream=True,  # the body is read by read_whole_body
-                    )
-                    read_whole_body(response)
-                except requests.exceptions.RequestException as exc:
-                    if deadline_passed() and not isinstance(exc, requests.exceptions.SSLError):
-                        # A slow drip of bytes: requests reports it as a broken connection.
-                        raise requests.exceptions.Timeout from None
-                    raise
+            out = self.slow_answers.out(f"{label}, account '{account.name}': {method} {path}")
+            with out, response_deadline(timeout):  # the whole answer, not each wait for bytes
+                response = self.session_for(account).request(
+                    method,
+                    account.base_url + path,
+                    json=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    verify=self._verify[account.name],
+                    stream=True,  # the body is read by read_whole_body
+                )
+                read_whole_body(response)
         except requests.exceptions.SSLError as exc:
             msg = (
                 f"account '{account.name}': TLS verification failed for {account.base_url} "
@@ -270,6 +304,7 @@ class EventsApiClient:
                 "certificates (verification cannot be turned off)."
             )
             raise ApiResponseError(msg) from None
+        log_request_duration(label, account.name, path, response)
         if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             # Everyone on this token waits, not only this stream: the server counts them all.
             pause = retry_after_seconds(response)
@@ -280,13 +315,6 @@ class EventsApiClient:
             )
         check_status(response)
         return decode(response)
-
-    def _waits(self) -> Generator[float, Any, None]:
-        attempt = 0
-        exception = yield 0.0  # primed by backoff before the first failure
-        while True:
-            attempt += 1
-            exception = yield self.retry_wait(exception, attempt)
 
     def retry_wait(self, exception: Exception, attempt: int) -> float:
         """How long to wait before attempt `attempt + 1`.
@@ -313,19 +341,36 @@ class EventsApiClient:
                 return retry_after
         return expo
 
-    def _log_retry(self, details: Details, label: str, method: str, path: str) -> None:
+    def _wait_to_retry(self, details: Details, label: str, method: str, path: str) -> None:
+        """Say why and until when, then wait; a long wait is told again every few seconds."""
         account = details["args"][0]
+        exception = details.get("exception")
+        wait = self.retry_wait(exception, details["tries"]) if exception else 0.0
         self.logger.warning(
-            "%s, account '%s': %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+            "%s, account '%s': %s %s failed (%s); retrying in %.1f s, at %s UTC (attempt %d of %d)",
             label,
             account.name,
             method,
             path,
-            describe_failure(details.get("exception")),
-            details.get("wait", 0.0),
+            describe_failure(exception),
+            wait,
+            clock_in(wait),
             details["tries"] + 1,
             self.MAX_TRIES,
         )
+
+        def tell(left: float) -> None:
+            self.logger.info(
+                "%s, account '%s': waiting to retry %s %s: %.0f s, until %s UTC",
+                label,
+                account.name,
+                method,
+                path,
+                left,
+                clock_in(left),
+            )
+
+        wait_in_steps(wait, tell)
 
 
 def check_status(response: requests.Response) -> None:

@@ -17,6 +17,7 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import requests
 from requests.adapters import HTTPAdapter
 from typing_extensions import override
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -40,10 +41,18 @@ def response_deadline(seconds: float) -> Iterator[None]:
     Yields:
         Nothing; the deadline holds inside the `with` block.
 
+    Raises:
+        Timeout: A request inside failed because the deadline passed.
+
     """
     _deadline.at = _now() + seconds
     try:
         yield
+    except requests.exceptions.RequestException as exc:
+        if deadline_passed() and not isinstance(exc, requests.exceptions.SSLError):
+            # Cut off mid-answer, requests reports a broken connection: it is a time-out.
+            raise requests.exceptions.Timeout from None
+        raise
     finally:
         _deadline.at = None
 
@@ -143,6 +152,19 @@ class _DeadlineHTTPSPool(HTTPSConnectionPool):
 
 
 _POOLS = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+
+
+def deadline_session() -> requests.Session:
+    """Make a requests session whose connections keep `response_deadline`.
+
+    Returns:
+        The session.
+
+    """
+    session = requests.Session()
+    session.mount("https://", DeadlineAdapter())
+    session.mount("http://", DeadlineAdapter())
+    return session
 
 
 class DeadlineAdapter(HTTPAdapter):

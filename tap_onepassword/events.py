@@ -18,6 +18,7 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
+from tap_onepassword.accountmetrics import AccountMeters
 from tap_onepassword.errors import CursorRejectedError, CursorUnrecoverableError
 from tap_onepassword.event_ids import TailIds
 from tap_onepassword.fastpath import FastPathStream
@@ -32,7 +33,7 @@ from tap_onepassword.pages import (
     decode_held_page,
     decode_page,
 )
-from tap_onepassword.progress import Progress
+from tap_onepassword.progress import PARTITION_CHATTER, Progress
 from tap_onepassword.records import EventRecords, PageTally
 from tap_onepassword.settings import retention_start
 from tap_onepassword.timestamps import parse_timestamp, rfc3339_ceil, rfc3339_floor
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
     from tap_onepassword.settings import Account, Settings
 
 
-class OnePasswordStream(FastPathStream, RESTStream[RequestBody | None]):
-    """A stream read per configured account, given what the run shares."""
+class OnePasswordStream(AccountMeters, FastPathStream, RESTStream[RequestBody | None]):
+    """A stream read per configured account, given what the run shares; metrics per account."""
 
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Bind the stream to its tap and to the run's settings, API client and answers.
@@ -129,8 +130,7 @@ class EventStream(OnePasswordStream):
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Create the stream, given the tap and what this run's streams share."""
         super().__init__(tap, run)
-        self.finished: list[Progress] = []
-        """Progress of each account read in this run, for the summary."""
+        self.logger.addFilter(PARTITION_CHATTER)
 
     @cached_property
     def event_records(self) -> EventRecords:
@@ -238,22 +238,19 @@ class EventStream(OnePasswordStream):
         assert context is not None
         access = self.run.access(account)
         if access is None:
-            return  # the account failed in this run; its ERROR line is out
+            return  # the account failed in this run: its ERROR line is out, the summary has it
         if self.feature not in access["features"]:
-            self.logger.warning(
-                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
-                "Issue a token with that feature to read these events.",
-                self.name,
-                account.name,
-                self.feature,
-                ", ".join(access["features"]) or "none",
-            )
+            self.run.skip_partition(self, account)
             return
         state = self.get_context_state(context)
         progress = Progress(self.logger, self.name, account.name)
         malformed = MalformedEvents()
-        # With `accounts`, a failure of this account is logged and set aside; others go on.
-        with self.run.account_failures(account):
+        # With `accounts`, a failure of this account is logged and set aside (outside the
+        # summary's block, which counts the partition as failed); the others go on.
+        with (
+            self.run.account_failures(account),
+            self.run.summary.partition(self, context, state, progress),
+        ):
             pages = self.run.pages_ahead(self, context)
             if pages is None:
                 pages = self.request_pages(context, self.first_request_body(state, account))
@@ -273,8 +270,6 @@ class EventStream(OnePasswordStream):
                     fallbacks, fallback_from = fallbacks + 1, newest
                     pages = self.request_pages(context, self.fall_back(state, account, rejected))
         malformed.warn(self.logger, f"{self.name}, account '{account.name}'")
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
 
     def emit(
         self,
@@ -311,6 +306,7 @@ class EventStream(OnePasswordStream):
                 tail = TailIds() if page.has_more else TailIds.of(tally.ids)
             self.commit_page(state, page, tally.newest, tail)
             progress.page_done(tally.emitted, tally.newest)
+            self.log_record_count_if_due()
 
     def commit_page(
         self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None, tail: TailIds
@@ -478,13 +474,3 @@ class EventStream(OnePasswordStream):
         state["cursor_end_date"] = None
         self.write_state_now()
         return body
-
-    @override
-    def log_sync_costs(self) -> None:
-        # Called by the SDK for every stream at the end of the run: the run summary.
-        if self.finished:
-            self.logger.info(
-                "%s summary: %s",
-                self.name,
-                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
-            )

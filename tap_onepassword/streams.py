@@ -9,6 +9,7 @@ from typing_extensions import override
 from tap_onepassword import schemas
 from tap_onepassword.api import introspection_path
 from tap_onepassword.events import EventStream, OnePasswordStream
+from tap_onepassword.progress import Progress
 
 if TYPE_CHECKING:
     import logging
@@ -80,9 +81,15 @@ class IntrospectionStream(OnePasswordStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        access = self.run.access(self.account_of(context))
-        if access is not None:  # None: the account failed in this run
+        account = self.account_of(context)
+        assert context is not None
+        access = self.run.access(account)
+        if access is None:  # the account failed in this run
+            return
+        progress = Progress(self.logger, self.name, account.name)
+        with self.run.summary.partition(self, context, {}, progress):
             yield dict(access)
+            progress.page_done(1, None)
 
 
 V1_INTROSPECTION_KEYS = {"UUID": "uuid", "IssuedAt": "issued_at", "Features": "features"}

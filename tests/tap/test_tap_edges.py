@@ -22,13 +22,13 @@ from tests.support.runs import (
     FEATURE_OF,
     duplicates,
     expected_records,
-    make_token,
     partition,
     run_cli,
     run_tap,
     run_tap_keeping_output,
     tap_config,
 )
+from tests.support.tokens import make_token
 
 if TYPE_CHECKING:
     from pathlib import Path
