@@ -23,6 +23,7 @@ import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
 from tap_onepassword.accountmetrics import RequestTally, log_request_duration
+from tap_onepassword.deadline import response_deadline
 from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
@@ -285,14 +286,16 @@ class EventsApiClient:
             "User-Agent": self.user_agent,
             "Authorization": f"Bearer {account.token}",
         }
+        timeout = self.settings.request_timeout
         try:
-            with self.slow_answers.out(f"{label}, account '{account.name}': {method} {path}"):
+            out = self.slow_answers.out(f"{label}, account '{account.name}': {method} {path}")
+            with out, response_deadline(timeout):  # the whole answer, not each wait for bytes
                 response = self.session_for(account).request(
                     method,
                     account.base_url + path,
                     json=body,
                     headers=headers,
-                    timeout=self.settings.request_timeout,
+                    timeout=timeout,
                     allow_redirects=False,
                     verify=self._verify[account.name],
                     stream=True,  # the body is read by read_whole_body

@@ -21,6 +21,7 @@ from typing_extensions import override
 
 from tap_onepassword.errors import TapOnePasswordError, redact_secrets
 from tap_onepassword.tap import TapOnePassword
+from tap_onepassword.tokens import expiry_warning
 
 if TYPE_CHECKING:
     import logging
@@ -242,6 +243,9 @@ def check_accounts(tap: TapOnePassword) -> bool:
             f"(integration {access.get('uuid')}, issued {access.get('issued_at')}); "
             f"features: {features}"
         )
+        expiring = expiry_warning(account.name, account.expires_at)
+        if expiring:
+            click.echo(f"  WARNING: {expiring}")
         for stream in tap.event_streams:
             working = _check_stream(stream, account, access) and working
     click.echo("all accounts work" if working else "some checks FAILED (see above)")

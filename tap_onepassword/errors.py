@@ -75,3 +75,22 @@ class CursorRejectedError(FatalAPIError):
 
 class ApiResponseError(TapOnePasswordError, FatalAPIError):
     """The API answered something the tap cannot use and retrying will not help."""
+
+
+class CursorUnrecoverableError(ApiResponseError):
+    """The API rejected a cursor again before a fallback to a timestamp got anywhere."""
+
+    def __init__(self, stream_name: str, account_name: str, rejected: CursorRejectedError) -> None:
+        """Say where it happened and what the next run does.
+
+        Args:
+            stream_name: The stream.
+            account_name: The configured account name.
+            rejected: The last rejection.
+
+        """
+        super().__init__(
+            f"{stream_name}, account '{account_name}': the API rejected a cursor again before "
+            f"the fallback to a timestamp got past its last event ({rejected}); the next run "
+            "starts again from the last emitted event minus lookback_minutes"
+        )

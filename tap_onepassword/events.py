@@ -2,9 +2,10 @@
 
 An event stream reads each account's pages through the run's API client (`request_pages`, or
 the pages read ahead) and emits them in order: a page's records first, then the partition's
-cursor moves forward and a STATE message is written (`commit_page`). Without a usable stored
-cursor, or after the API rejects one, it reads again from the last emitted event minus the
-lookback (`first_request_body`, `reset_body`, `fall_back`).
+cursor moves forward and a STATE message is written (`commit_page`). Events the partition's
+tail memory holds (the API served the stored cursor's page again) are dropped as emitted.
+Without a usable stored cursor, or after the API rejects one, it reads again from the last
+emitted event minus the lookback (`first_request_body`, `reset_body`, `fall_back`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing_extensions import override
 
 from tap_onepassword import partition_state
 from tap_onepassword.accountmetrics import AccountMeters
-from tap_onepassword.errors import ApiResponseError, CursorRejectedError
+from tap_onepassword.errors import CursorRejectedError, CursorUnrecoverableError
+from tap_onepassword.event_ids import TailIds
 from tap_onepassword.fastpath import FastPathStream
-from tap_onepassword.output import EncodedRecord
 from tap_onepassword.pages import (
     EventsCursorPaginator,
     HeldPage,
+    MalformedEvents,
     Page,
     PageT,
     PreparedPage,
@@ -33,14 +35,9 @@ from tap_onepassword.pages import (
     decode_page,
 )
 from tap_onepassword.progress import PARTITION_CHATTER, Progress
-from tap_onepassword.records import EventRecords
+from tap_onepassword.records import EventRecords, PageTally
 from tap_onepassword.settings import retention_start
-from tap_onepassword.timestamps import (
-    format_timestamp,
-    parse_timestamp,
-    rfc3339_ceil,
-    rfc3339_floor,
-)
+from tap_onepassword.timestamps import parse_timestamp, rfc3339_ceil, rfc3339_floor
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
@@ -142,7 +139,13 @@ class EventStream(OnePasswordStream):
     @cached_property
     def event_records(self) -> EventRecords:
         """How this stream makes records of the API's events (made on first use)."""
-        return EventRecords(self.name, self.schema, self.end_bound, self.logger)
+        return EventRecords(
+            self.name,
+            self.schema,
+            (self.settings.start_bound, self.end_bound),
+            self.logger,
+            strict=self.settings.strict_events,
+        )
 
     @property
     @override
@@ -236,12 +239,21 @@ class EventStream(OnePasswordStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         account = self.account_of(context)
         assert context is not None
-        if self.feature not in self.run.access(account)["features"]:
+        access = self.run.access(account)
+        if access is None:
+            return  # the account failed in this run: its ERROR line is out, the summary has it
+        if self.feature not in access["features"]:
             self.run.skip_partition(self, account)
             return
         state = self.get_context_state(context)
         progress = Progress(self.logger, self.name, account.name)
-        with self.run.summary.partition(self, context, state, progress):
+        malformed = MalformedEvents()
+        # With `accounts`, a failure of this account is logged and set aside (outside the
+        # summary's block, which counts the partition as failed); the others go on.
+        with (
+            self.run.account_failures(account),
+            self.run.summary.partition(self, context, state, progress),
+        ):
             pages = self.run.pages_ahead(self, context)
             if pages is None:
                 pages = self.request_pages(context, self.first_request_body(state, account))
@@ -249,25 +261,18 @@ class EventStream(OnePasswordStream):
             # the lookback. Again after a later rejection (cursors can expire more than once in
             # a long backfill), but only once the tap got past where the previous fallback
             # began: a fallback that cannot move would otherwise loop.
-            fallbacks = 0
-            fallback_from: object = None
+            fallbacks, fallback_from = 0, None
             while True:
                 try:
-                    yield from self.emit(context, state, progress, pages)
+                    yield from self.emit(context, state, progress, pages, malformed)
                     break
                 except CursorRejectedError as rejected:
                     newest = partition_state.newest_emitted(state)
                     if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
-                        msg = (
-                            f"{self.name}, account '{account.name}': the API rejected a cursor "
-                            "again before the fallback to a timestamp got past its last event "
-                            f"({rejected}); the next run starts again from the last emitted "
-                            "event minus lookback_minutes"
-                        )
-                        raise ApiResponseError(msg) from None
-                    fallbacks += 1
-                    fallback_from = newest
+                        raise CursorUnrecoverableError(self.name, account.name, rejected) from None
+                    fallbacks, fallback_from = fallbacks + 1, newest
                     pages = self.request_pages(context, self.fall_back(state, account, rejected))
+        malformed.warn(self.logger, f"{self.name}, account '{account.name}'")
 
     def emit(
         self,
@@ -275,6 +280,7 @@ class EventStream(OnePasswordStream):
         state: dict[str, Any],
         progress: Progress,
         pages: Iterable[Page | PreparedPage],
+        malformed: MalformedEvents,
     ) -> Iterator[dict[str, Any]]:
         """SDK side: yield each page's records, then commit its cursor and write STATE.
 
@@ -287,35 +293,26 @@ class EventStream(OnePasswordStream):
             state: The partition's writable state.
             progress: Counts for progress lines.
             pages: Pages in API order.
+            malformed: Counts the malformed events emitted anyway.
 
         Yields:
             Records.
 
         """
         account_name = context["account_name"]
+        tail = TailIds.load(state.get("cursor_page_ids"))
         for page in pages:
-            newest: str | None = None
-            emitted = 0
-            if isinstance(page, PreparedPage):
-                for timestamp, record_json in page.record_json():
-                    encoded = EncodedRecord(timestamp=timestamp, account_name=account_name)
-                    encoded.json = record_json
-                    yield encoded
-                if page.error is not None:
-                    raise page.error
-                newest, emitted = page.newest, len(page.ends)
-            else:
-                for timestamp, record in self.event_records.accepted(page, account_name):
-                    if newest is None or timestamp > newest:
-                        newest = timestamp
-                    emitted += 1
-                    yield record
-            self.commit_page(state, page, newest)
-            progress.page_done(emitted, newest)
+            tally = PageTally()
+            yield from self.event_records.emitted(page, account_name, tail, malformed, tally)
+            self.run.outcome.count_reserved(self.name, account_name, tally.dropped)
+            if tally.ids:  # re-posting this page's cursor may serve it again, if it is the last
+                tail = TailIds() if page.has_more else TailIds.of(tally.ids)
+            self.commit_page(state, page, tally.newest, tail)
+            progress.page_done(tally.emitted, tally.newest)
             self.log_record_count_if_due()
 
     def commit_page(
-        self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None
+        self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None, tail: TailIds
     ) -> None:
         """Record that every record of `page` was emitted, and offer a STATE (`cadence.py`).
 
@@ -323,11 +320,13 @@ class EventStream(OnePasswordStream):
             state: The partition's writable state.
             page: The page just emitted.
             newest: Largest normalised timestamp emitted from it.
+            tail: The ids re-posting its cursor may serve again.
 
         """
         partition_state.commit(
             state,
             cursor=page.cursor,
+            page_ids=tail.dump(),
             endpoint=self.path,
             end_date=self.end_bound,
             replication_key=self.replication_key,
@@ -416,8 +415,7 @@ class EventStream(OnePasswordStream):
     @property
     def end_bound(self) -> str | None:
         """The `end_date` setting as a normalised timestamp (None when unset)."""
-        end = self.settings.end_date
-        return format_timestamp(end) if end else None
+        return self.settings.end_bound
 
     def reset_body(self, state: dict[str, Any]) -> RequestBody:
         """Build a reset request from the last emitted event minus the lookback, or start_date.

@@ -269,6 +269,8 @@ class FastPathStream(Stream):
         if key is not None and latest_record.get(key) is not None:
             self._unsettled_bookmark = (latest_record, context)
             return
+        if self.replication_key and latest_record.get(self.replication_key) is None:
+            return  # an event without a readable timestamp does not move the bookmark
         self.settle_bookmark()
         super()._increment_stream_state(latest_record, context=context)
 

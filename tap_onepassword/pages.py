@@ -18,6 +18,7 @@ from typing_extensions import override
 from tap_onepassword.errors import ApiResponseError
 
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Callable, Iterator
 
     import requests
@@ -87,6 +88,64 @@ class HeldPage(msgspec.Struct, frozen=True):
         return Page(self.cursor, self.has_more, items)
 
 
+@dataclass(slots=True)
+class MalformedEvents:
+    """Events emitted although the API sent them without a usable `uuid` or `timestamp`."""
+
+    surrogate_ids: int = 0
+    """Events given a surrogate key (no `uuid`, or not a text)."""
+    unreadable_timestamps: int = 0
+    """Events whose `timestamp` is not RFC 3339 (kept as text in `unreadable_timestamp`)."""
+
+    def __bool__(self) -> bool:
+        """Whether any event was malformed."""
+        return bool(self.surrogate_ids or self.unreadable_timestamps)
+
+    def add(self, other: MalformedEvents) -> None:
+        """Add another page's counts.
+
+        Args:
+            other: The counts to add.
+
+        """
+        self.surrogate_ids += other.surrogate_ids
+        self.unreadable_timestamps += other.unreadable_timestamps
+
+    def warn(self, logger: logging.Logger, label: str) -> None:
+        """Log one WARNING with the counts, if any event was malformed.
+
+        Args:
+            logger: Where it goes.
+            label: The stream and account.
+
+        """
+        if self:
+            logger.warning("%s: %s", label, self.describe())
+
+    def describe(self) -> str:
+        """Say what was found, for one WARNING per stream and account.
+
+        Returns:
+            The counts and what the tap did with each kind.
+
+        """
+        found = []
+        if self.surrogate_ids:
+            found.append(
+                f"{self.surrogate_ids} without a uuid (given a surrogate key made from the "
+                "event's content, `surrogate-...`)"
+            )
+        if self.unreadable_timestamps:
+            found.append(
+                f"{self.unreadable_timestamps} with an unreadable timestamp (timestamp null, "
+                "the text in unreadable_timestamp; the bookmark did not move for them)"
+            )
+        return (
+            f"the API sent malformed events, emitted anyway: {'; '.join(found)}. Set "
+            "strict_events to stop at such an event instead."
+        )
+
+
 PREPARED_RECORD_OVERHEAD = 128
 """Bytes a prepared record takes besides its JSON: its timestamp, end offset and list slots."""
 
@@ -108,8 +167,10 @@ class PreparedPage:
     has_more: bool
     events: int
     """How many events the API sent (some may lie past `end_date` and have no record)."""
-    timestamps: list[str]
-    """Each record's normalised timestamp (its replication key), in order."""
+    timestamps: list[str | None]
+    """Each record's normalised timestamp (its replication key; None if unreadable), in order."""
+    ids: list[str]
+    """Each record's `uuid`, in order."""
     text: bytes
     """The records' JSON, one after another."""
     ends: list[int]
@@ -118,40 +179,51 @@ class PreparedPage:
     """The largest of `timestamps`."""
     error: Exception | None
     """What stopped preparing at the event after the last record (raised once they are out)."""
+    malformed: MalformedEvents
+    """Events among the records the API sent without a usable uuid or timestamp."""
     held_bytes: int
     """About the memory the page takes while it waits."""
 
     @classmethod
-    def of(
+    def of(  # noqa: PLR0913 - one argument per part of the prepared page
         cls,
         page: Page,
-        timestamps: list[str],
+        *,
+        timestamps: list[str | None],
+        ids: list[str],
         text: bytes,
         ends: list[int],
         error: Exception | None,
+        malformed: MalformedEvents,
     ) -> PreparedPage:
-        """Describe `page` prepared: its records' timestamps and JSON.
+        """Describe `page` prepared: its records' timestamps, ids and JSON.
 
         Args:
             page: The parsed page.
             timestamps: Each record's timestamp.
+            ids: Each record's uuid.
             text: The records' JSON, one after another.
             ends: Where each ends in `text`.
             error: What stopped preparing, if anything did.
+            malformed: The malformed events among the records.
 
         Returns:
             The prepared page.
 
         """
+        # Only an unreadable timestamp is None; without one, no list to filter.
+        readable = [t for t in timestamps if t is not None] if malformed else timestamps
         return cls(
             cursor=page.cursor,
             has_more=page.has_more,
             events=len(page.items),
             timestamps=timestamps,
+            ids=ids,
             text=text,
             ends=ends,
-            newest=max(timestamps, default=None),
+            newest=max(readable, default=None),  # type: ignore[type-var] # no None left
             error=error,
+            malformed=malformed,
             held_bytes=len(text) + PREPARED_RECORD_OVERHEAD * len(ends),
         )
 
@@ -160,7 +232,7 @@ class PreparedPage:
         """Whether the API sent no events (legal, even with `has_more` true)."""
         return not self.events
 
-    def record_json(self) -> Iterator[tuple[str, memoryview]]:
+    def record_json(self) -> Iterator[tuple[str | None, memoryview]]:
         """Each record's timestamp and JSON, in order.
 
         Yields:

@@ -4,6 +4,8 @@ A STATE message holds every stream and account, so each byte per partition is pa
 times over by a managed service provider's run. A partition's state holds:
 
 - `cursor`: the API's cursor after the last page emitted whole;
+- `cursor_page_ids`: short hashes of the ids of that page's events when it was the last one
+  (`event_ids.TailIds`), which re-posting its cursor may serve again; absent otherwise;
 - `cursor_endpoint`: the endpoint that made it (a cursor of v1 is not sent to v2);
 - `cursor_end_date`: the `end_date` the cursor was made under, only when one is set (such a
   cursor never serves later events);
@@ -75,6 +77,7 @@ def commit(  # noqa: PLR0913 - the partition's state and what a whole page chang
     state: dict[str, Any],
     *,
     cursor: str,
+    page_ids: str | None,
     endpoint: str,
     end_date: str | None,
     replication_key: str,
@@ -85,6 +88,7 @@ def commit(  # noqa: PLR0913 - the partition's state and what a whole page chang
     Args:
         state: The partition's writable state.
         cursor: The cursor the page's answer carried.
+        page_ids: The page's remembered ids (`TailIds.dump`), or None to remember none.
         endpoint: The endpoint's path.
         end_date: The `end_date` bound (normalised), or None.
         replication_key: The stream's replication key.
@@ -94,6 +98,10 @@ def commit(  # noqa: PLR0913 - the partition's state and what a whole page chang
     previous = newest_emitted(state)
     state.pop("cursor_max_timestamp", None)
     state["cursor"] = cursor
+    if page_ids is None:
+        state.pop("cursor_page_ids", None)
+    else:
+        state["cursor_page_ids"] = page_ids
     state["cursor_endpoint"] = endpoint
     if end_date is None:
         state.pop("cursor_end_date", None)

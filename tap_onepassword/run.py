@@ -3,8 +3,11 @@
 The tap makes one `SyncRun` and gives it to every stream. Streams ask it what a token may read
 (`access`: every account introspected once, together, before the first event request) and for
 a partition's pages read ahead (`pages_ahead`); the API client it holds keeps one request budget
-per token for all streams. `tuned` sets up the process for the sync (one C heap, a calmer
-garbage collector) and undoes what can be undone afterwards; then the run's summary is told.
+per token for all streams. `syncing` surrounds the sync: it warns of tokens close to their
+expiry, tunes the process (one C heap, a calmer garbage collector, undone afterwards; then the
+run's summary is told), and at the end reports the run's `outcome`: with `accounts`, an account
+that failed (`account_failures`) is set aside while the others are synced, and the run then
+ends with an error naming it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_onepassword.api import EventsApiClient
-from tap_onepassword.errors import TapOnePasswordError
+from tap_onepassword.errors import AccountUnauthorizedError, ApiResponseError, TapOnePasswordError
 from tap_onepassword.events import EventStream
+from tap_onepassword.outcome import RunOutcome
 from tap_onepassword.readahead import ReadAhead
 from tap_onepassword.runsummary import RunSummary
 from tap_onepassword.settings import load_settings
 from tap_onepassword.streams import introspection_record
+from tap_onepassword.tokens import expiry_warning
 
 if TYPE_CHECKING:
     import logging
@@ -97,7 +102,10 @@ class SyncRun:
         self._user_agent = user_agent
         self._tap_logger = logger
         self._sync_order = streams
-        self._access: dict[str, dict[str, Any]] | None = None
+        self._access: dict[str, dict[str, Any] | None] | None = None
+        self.outcome = RunOutcome()
+        """Failed accounts and re-served events of this run (`outcome.failed_accounts`: the
+        accounts that failed, each with its reason, for a run summary)."""
         self._access_lock = threading.Lock()
         self._read_ahead: ReadAhead | None = None
         self._read_ahead_planned = False
@@ -135,36 +143,80 @@ class SyncRun:
             account.name,
             logger=stream.logger,
             feature=stream.feature,
-            features=self.access(account)["features"],
+            features=(self.access(account) or {"features": []})["features"],
             lacking=lambda: [
                 other.name
                 for other in self.settings.accounts
-                if stream.feature not in self.access(other)["features"]
+                if stream.feature
+                not in (self.access(other) or {"features": [stream.feature]})["features"]
             ],
         )
 
-    def access(self, account: Account) -> dict[str, Any]:
+    @property
+    def isolates_accounts(self) -> bool:
+        """Whether one account's failure leaves the others going (with `accounts`, not `token`)."""
+        return bool(self._tap_config.get("accounts"))
+
+    @contextlib.contextmanager
+    def account_failures(self, account: Account) -> Iterator[None]:
+        """Set the account aside if what runs inside fails on the API's side (with `accounts`).
+
+        Its token refused, its retries spent, its cursor beyond recovery: one ERROR line names
+        it and the reason, its other streams are skipped, and the run goes on with the other
+        accounts (what it emitted keeps its state). With a single `token`, the failure ends
+        the run as it is.
+
+        Args:
+            account: The account being synced inside.
+
+        Yields:
+            Nothing.
+
+        """
+        try:
+            yield
+        except (ApiResponseError, AccountUnauthorizedError) as exc:
+            if not self.isolates_accounts:
+                raise
+            self.outcome.fail(account.name, str(exc), self._tap_logger)
+
+    def access(self, account: Account) -> dict[str, Any] | None:
         """Tell what the account's token may read, by introspection (all accounts, once a run).
 
-        All accounts are introspected at the first call, so a refused token stops the run
-        before any events are read.
+        All accounts are introspected at the first call. With a single `token`, a refused
+        token stops the run before any events are read; with `accounts`, an account whose
+        introspection fails is set aside and the others go on.
 
         Args:
             account: The account.
 
         Returns:
-            Its introspection record (`features` always a list).
+            Its introspection record (`features` always a list), or None for an account that
+            failed in this run.
 
         """
         with self._access_lock:
             if self._access is None:
-                # One round trip for all accounts, not one after another (an MSP has dozens);
-                # the first failing account in config order is the one reported.
+                # One round trip for all accounts, not one after another (an MSP has dozens).
                 accounts = self.settings.accounts
                 with ThreadPoolExecutor(max_workers=min(len(accounts), 16)) as pool:
-                    answers = list(pool.map(self.introspect, accounts))
-                self._access = {a.name: answer for a, answer in zip(accounts, answers, strict=True)}
-            return self._access[account.name]
+                    answers = list(pool.map(self._introspect_or_failure, accounts))
+                self._access = {}
+                for each, answer in zip(accounts, answers, strict=True):
+                    if not isinstance(answer, TapOnePasswordError):
+                        self._access[each.name] = answer
+                    elif self.isolates_accounts:
+                        self.outcome.fail(each.name, str(answer), self._tap_logger)
+                        self._access[each.name] = None
+                    else:
+                        raise answer  # the first failing account in config order
+            return None if self.outcome.failed(account.name) else self._access[account.name]
+
+    def _introspect_or_failure(self, account: Account) -> dict[str, Any] | TapOnePasswordError:
+        try:
+            return self.introspect(account)
+        except TapOnePasswordError as exc:
+            return exc
 
     def introspect(self, account: Account) -> dict[str, Any]:
         """Ask the API now what the account's token may read.
@@ -213,7 +265,8 @@ class SyncRun:
             for context in stream.partitions or []:
                 reached = reached or (stream is first and context == first_context)
                 account = self.settings.account(context["account_name"])
-                if not reached or stream.feature not in self.access(account)["features"]:
+                access = self.access(account) if reached else None
+                if access is None or stream.feature not in access["features"]:
                     continue
                 body = stream.planned_first_body(context, account)
                 if body is not None:
@@ -229,6 +282,27 @@ class SyncRun:
             workers=self.READ_AHEAD_WORKERS,
             round_trip=self.client.last_round_trip,
         )
+
+    @contextlib.contextmanager
+    def syncing(self) -> Iterator[None]:
+        """Surround the sync: expiry warnings first, the process tuned, the outcome at the end.
+
+        Yields:
+            Nothing; the sync runs inside.
+
+        Raises:
+            AccountsFailedError: Some accounts failed (the others were synced).
+
+        """
+        for account in self.settings.accounts:
+            warning = expiry_warning(account.name, account.expires_at)
+            if warning:
+                self._tap_logger.warning("%s", warning)
+        with self.tuned():
+            yield
+        if any(isinstance(s, EventStream) and s.selected for s in self._sync_order()):
+            self.outcome.log_reserved(self._tap_logger)
+        self.outcome.raise_if_failed(len(self.settings.accounts))
 
     @contextlib.contextmanager
     def tuned(self) -> Iterator[None]:

@@ -27,16 +27,31 @@ EVENT_UUID = th.Property(
     "uuid",
     th.StringType,
     required=True,
-    description="Unique event id (26-character base32 in practice; not validated).",
+    description=(
+        "Unique event id (26-character base32 in practice; not validated). For an event the "
+        "API sent without one, the tap sets `surrogate-` followed by the first 26 base32 "
+        "characters of the SHA-256 of the event's JSON as sent (keys sorted, no spaces), so "
+        "the same event gets the same key on every run."
+    ),
 )
 
 EVENT_TIMESTAMP = th.Property(
     "timestamp",
     th.DateTimeType,
-    required=True,
     description=(
         "When the event happened, normalised by the tap to UTC with nanoseconds "
-        "(`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`), so it orders correctly as text and as a time."
+        "(`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`), so it orders correctly as text and as a time. "
+        "Null only when the API sent no RFC 3339 date-time (see `unreadable_timestamp`)."
+    ),
+)
+
+UNREADABLE_TIMESTAMP = th.Property(
+    "unreadable_timestamp",
+    th.StringType,
+    description=(
+        "Only on an event whose `timestamp` is not an RFC 3339 date-time: what the API sent "
+        "(text as sent, anything else as JSON; null when it sent none). Such an event does not "
+        "move the bookmark."
     ),
 )
 
@@ -115,6 +130,7 @@ SIGN_IN_ATTEMPT = th.PropertiesList(
     ACCOUNT_NAME,
     EVENT_UUID,
     EVENT_TIMESTAMP,
+    UNREADABLE_TIMESTAMP,
     th.Property("session_uuid", th.StringType, description="Session that created the event."),
     th.Property(
         "category",
@@ -155,6 +171,7 @@ ITEM_USAGE = th.PropertiesList(
     ACCOUNT_NAME,
     EVENT_UUID,
     EVENT_TIMESTAMP,
+    UNREADABLE_TIMESTAMP,
     th.Property(
         "used_version", th.IntegerType, description="Version of the item that was accessed."
     ),
@@ -181,6 +198,7 @@ AUDIT_EVENT = th.PropertiesList(
     ACCOUNT_NAME,
     EVENT_UUID,
     EVENT_TIMESTAMP,
+    UNREADABLE_TIMESTAMP,
     th.Property("actor_uuid", th.StringType, description="UUID of the user who acted."),
     th.Property(
         "actor_details",

@@ -13,9 +13,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-import requests
+from tap_onepassword.deadline import deadline_session
 
 if TYPE_CHECKING:
+    import requests
+
     from tap_onepassword.settings import Account
 
 
@@ -49,7 +51,7 @@ class AccountSessions:
         with self._lock:
             session = self._sessions.get(account.name)
             if session is None:
-                session = requests.Session()
+                session = deadline_session()  # request_timeout bounds each whole response
                 # Not taken from the environment: a ~/.netrc entry, which would replace the
                 # bearer token with Basic auth.
                 found = session.merge_environment_settings(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 
 from tap_onepassword.errors import ConfigError
-from tap_onepassword.timestamps import parse_timestamp
+from tap_onepassword.timestamps import format_timestamp, normalise_timestamp, parse_timestamp
 from tap_onepassword.tokens import check_base_url, events_base_url, read_claims
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class Account:
     name: str
     token: str = field(repr=False)
     base_url: str
+    expires_at: int | None = None
+    """The token's `exp` claim (Unix seconds), None when it never expires."""
 
     @property
     def token_id(self) -> str:
@@ -59,6 +61,11 @@ class Settings:
     lookback: timedelta
     ca_bundle: str | None
     state_interval: float = 5.0
+    start_bound: str | None = None
+    """`start_date` normalised to the nanosecond (inclusive), for comparing with events."""
+    end_bound: str | None = None
+    """`end_date` normalised to the nanosecond (exclusive), for comparing with events."""
+    strict_events: bool = False
 
     def account(self, name: str) -> Account:
         """Find an account by its configured name.
@@ -152,6 +159,19 @@ def _date_setting(config: Mapping[str, Any], name: str) -> datetime | None:
     raise ConfigError(msg)
 
 
+def _bound(config: Mapping[str, Any], name: str, parsed: datetime | None) -> str | None:
+    """Write a date setting as a normalised timestamp at its full precision (ns, offsets).
+
+    `parsed` (a datetime) keeps only microseconds; events carry up to nanoseconds.
+    """
+    if parsed is None:
+        return None
+    try:
+        return normalise_timestamp(str(config[name]).strip())
+    except ValueError:  # a lenient date or time without offset: whole microseconds
+        return format_timestamp(parsed)
+
+
 def _token(value: object, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         msg = f"{where} is empty; paste the Events API token issued in 1Password"
@@ -171,7 +191,7 @@ def _account(name: str, token: str, base_url: object, where: str) -> Account:
     else:
         msg = f"{where} must be a URL string"
         raise ConfigError(msg)
-    return Account(name=name, token=token, base_url=url)
+    return Account(name=name, token=token, base_url=url, expires_at=claims.expires_at)
 
 
 def _accounts(config: Mapping[str, Any]) -> tuple[Account, ...]:
@@ -266,6 +286,9 @@ def load_settings(config: Mapping[str, Any], schema: dict[str, Any]) -> Settings
         lookback=timedelta(minutes=float(setting("lookback_minutes"))),
         ca_bundle=ca_bundle,
         state_interval=float(setting("state_interval_seconds")),
+        start_bound=_bound(config, "start_date", start_date),
+        end_bound=_bound(config, "end_date", end_date),
+        strict_events=bool(setting("strict_events")),
     )
 
 

@@ -99,9 +99,12 @@ class IntrospectionStream(OnePasswordStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         account = self.account_of(context)
         assert context is not None
+        access = self.run.access(account)
+        if access is None:  # the account failed in this run
+            return
         progress = Progress(self.logger, self.name, account.name)
         with self.run.summary.partition(self, context, {}, progress):
-            yield dict(self.run.access(account))
+            yield dict(access)
             progress.page_done(1, None)
 
 

@@ -118,15 +118,19 @@ class TapOnePassword(FastPathTap):
             th.DateTimeType,
             title="Start date",
             description=(
-                "Lower bound of the first run (RFC 3339). Default and earliest: now minus 120 "
-                "days, the API's retention. Later runs resume from their cursor."
+                "Lower bound (inclusive, RFC 3339, to the nanosecond): events before it are "
+                "never emitted, on any run. Default and earliest: now minus 120 days, the API's "
+                "retention. Later runs resume from their cursor."
             ),
         ),
         th.Property(
             "end_date",
             th.DateTimeType,
             title="End date",
-            description="Upper bound (exclusive, RFC 3339). Default: none, read up to now.",
+            description=(
+                "Upper bound (exclusive, RFC 3339, to the nanosecond). Default: none, read up "
+                "to now."
+            ),
         ),
         th.Property(
             "page_size",
@@ -140,7 +144,10 @@ class TapOnePassword(FastPathTap):
             th.NumberType(exclusive_minimum=0),
             default=60,
             title="Request timeout",
-            description="Seconds to wait for an answer to one request before retrying it.",
+            description=(
+                "Seconds one request may take, headers and whole body, before it is retried "
+                "(a server sending its answer slowly is cut off too)."
+            ),
         ),
         th.Property(
             "max_requests_per_minute",
@@ -190,6 +197,17 @@ class TapOnePassword(FastPathTap):
             description=(
                 "Path to a PEM file of CA certificates to trust (e.g. a corporate TLS proxy). "
                 "TLS verification cannot be turned off."
+            ),
+        ),
+        th.Property(
+            "strict_events",
+            th.BooleanType,
+            default=False,
+            title="Strict events",
+            description=(
+                "Stop the run at an event without a `uuid` or with an unreadable `timestamp`. "
+                "Default (false): emit it anyway, with a surrogate `uuid` made from its content "
+                "or the text in `unreadable_timestamp`, and one warning per stream and account."
             ),
         ),
     ).to_dict()
@@ -269,7 +287,7 @@ class TapOnePassword(FastPathTap):
 
     @override
     def sync_tuning(self) -> AbstractContextManager[None]:
-        return self.run.tuned()
+        return self.run.syncing()
 
     @override
     def state_interval(self) -> float:

@@ -15,7 +15,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +30,9 @@ EVENTS_HOSTS = frozenset(
     }
 )
 """The four 1Password Events API hosts, one per sign-in domain (1password.com, ent, .ca, .eu)."""
+
+EXPIRY_WARNING = timedelta(days=14)
+"""A token expiring within this long gets a warning on every run (and a line in `--test`)."""
 
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
@@ -107,6 +110,34 @@ def read_claims(token: str, account_name: str) -> TokenClaims:
         audience=tuple(audience),
         features=tuple(str(f) for f in features),
         expires_at=expires_at,
+    )
+
+
+def expiry_warning(
+    account_name: str, expires_at: int | None, now: float | None = None
+) -> str | None:
+    """Say that a token expires soon, so a scheduled run does not stop by surprise one day.
+
+    Args:
+        account_name: The account, for the message.
+        expires_at: The token's `exp` (Unix seconds), or None when it never expires.
+        now: The current time (Unix seconds; default: now).
+
+    Returns:
+        One line naming the account and the moment, or None when the token has more than
+        `EXPIRY_WARNING` left (or no expiry).
+
+    """
+    if expires_at is None:
+        return None
+    left = expires_at - (time.time() if now is None else now)
+    if left > EXPIRY_WARNING.total_seconds():
+        return None
+    when = datetime.fromtimestamp(expires_at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"account '{account_name}': the token expires on {when} (in {left / 86400:.1f} days); "
+        "issue a new token in 1Password (Integrations > Events Reporting) and update the "
+        "configuration before then."
     )
 
 

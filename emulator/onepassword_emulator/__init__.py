@@ -26,10 +26,15 @@ Python API::
         emu.clear_requests()
         emu.rotate_secret()                             # every cursor issued so far -> 400
         emu.reset_rate_limits()
+        emu.revoke_token(token); emu.restore_token(token)   # 401 for that token meanwhile
+        emu.re_serve_final_page = True                  # a final page's cursor points at its
+                                                        #   first event: re-posted, it serves
+                                                        #   the page again plus anything new
         emu.now; emu.advance_time(61); emu.set_time(datetime(2030, 1, 1, tzinfo=timezone.utc))
 
 ``Emulator(seed=1, events=1000, accounts=None, latency_ms=0, retry_after=None,
-error_style="legacy", rate_limit_per_minute=600, rate_limit_per_hour=30_000)``;
+error_style="legacy", rate_limit_per_minute=600, rate_limit_per_hour=30_000,
+re_serve_final_page=False)``;
 ``start(host="127.0.0.1", port=0)`` returns the emulator, ``stop()`` ends it.
 ``events`` is per stream (account and feature), spread over the last 90 days with about one
 event in 400 arriving late. Default accounts (``DEFAULT_ACCOUNTS``): ``acme`` (all three
@@ -42,7 +47,9 @@ Faults (``fail_next(path, fault, count=1, **params)``): ``"429"`` (``retry_after
 ``Retry-After``), ``"500"``, ``"502"``, ``"503"``, ``"reset"`` (connection reset),
 ``"hang"`` (``seconds=S``, then a normal answer), ``"truncate"`` (half the body;
 ``incomplete=True`` announces the full length and drops the connection), ``"empty_page"``
-(200, ``has_more: true``, the request's cursor, no items), ``"reject_cursor"`` (400).
+(200, ``has_more: true``, the request's cursor, no items), ``"reject_cursor"`` (400),
+``"drip"`` (``seconds=S``, default 10: the whole answer, status line to last byte, sent a few
+bytes at a time over S seconds, every piece within 0.1 s of the last).
 
 The clock (``emu.now``) drives rate-limit windows (600 a minute and 30,000 an hour per token),
 the 120-day retention, the default ``start_time`` (one hour back), token expiry and the
@@ -53,6 +60,9 @@ HTTP controls under ``/_emulator/`` (JSON in, JSON out; not rate-limited, not lo
     GET    /_emulator/accounts           {"base_url", "accounts": [{name, token, account_uuid,
                                           features, msp}]}
     POST   /_emulator/tokens             {"account", "features"?, "exp"?, "aud"?} -> {"token"}
+    POST   /_emulator/tokens/revoke      {"token"} -> {"revoked": true} (401 until restored)
+    POST   /_emulator/tokens/restore     {"token"} -> {"revoked": false}
+    GET    /_emulator/switches           {"re_serve_final_page": bool}; POST sets it
     GET    /_emulator/events?account=A&feature=F&version=v2      -> {"items": [...]}
     POST   /_emulator/events             {"account", "feature", "count"?, "late"?, "version"?}
                                           -> {"items": [...]}
@@ -70,9 +80,10 @@ request log keeps the last ``REQUEST_LOG_SIZE`` (100,000) API requests.
 
 Command line: ``tap-onepassword-emulator --port 0 --seed 1 --events 1000 [--latency-ms L]
 [--retry-after S] [--error-style legacy|status] [--rate-limit-per-minute N]
-[--rate-limit-per-hour N] [--host H]`` prints one JSON line ``{"base_url", "accounts":
-[{name, token, account_uuid, features}]}`` and serves until Ctrl-C or SIGTERM. Tokens are
-signed with a key derived from the seed, so they stay valid across restarts with the same seed;
+[--rate-limit-per-hour N] [--re-serve-final-page] [--host H]`` prints one JSON line
+``{"base_url", "accounts": [{name, token, account_uuid, features}]}`` and serves until
+Ctrl-C or SIGTERM. Tokens are signed with a key derived from the seed, so they stay valid
+across restarts with the same seed;
 cursors are signed with a per-process secret, so they do not.
 """
 

@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="legacy",
         help="error body: legacy {Error:{Message}} or status {status,message}",
     )
+    parser.add_argument(
+        "--re-serve-final-page",
+        action="store_true",
+        help="a final page's cursor points at that page's first event, so posting it again "
+        "serves the page again plus anything new",
+    )
     return parser
 
 
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             error_style=args.error_style,
             rate_limit_per_minute=args.rate_limit_per_minute,
             rate_limit_per_hour=args.rate_limit_per_hour,
+            re_serve_final_page=args.re_serve_final_page,
         ).start(host=args.host, port=args.port)
     except OSError as exc:
         print(  # noqa: T201 - the command's one-line error

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from onepassword_emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
 from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
-from onepassword_emulator.credentials import TokenAuthority
+from onepassword_emulator.credentials import TokenAuthority, TokenError
 from onepassword_emulator.data import (
     FEATURES,
     AccountProfile,
@@ -68,6 +68,7 @@ class Emulator:
         error_style: str = "legacy",
         rate_limit_per_minute: int = 600,
         rate_limit_per_hour: int = 30_000,
+        re_serve_final_page: bool = False,
     ) -> None:
         """Generate ``events`` events per feature for each account (default: acme, globex, initech).
 
@@ -83,6 +84,9 @@ class Emulator:
                 ``{"status": N, "message": ...}``.
             rate_limit_per_minute: requests a token may make in any 60 seconds.
             rate_limit_per_hour: requests a token may make in any hour.
+            re_serve_final_page: a final page's cursor points at that page's first event, so
+                posting it again serves the page again plus anything new (see
+                :attr:`re_serve_final_page`).
 
         """
         if error_style not in ERROR_STYLES:
@@ -142,7 +146,11 @@ class Emulator:
             streams=self._stream,
             codec=CursorCodec(os.urandom(32)),
             limiter=RateLimiter(self.clock, rate_limit_per_minute, rate_limit_per_hour),
-            settings=ServiceSettings(error_style=error_style, retry_after=retry_after),
+            settings=ServiceSettings(
+                error_style=error_style,
+                retry_after=retry_after,
+                re_serve_final_page=re_serve_final_page,
+            ),
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -367,6 +375,39 @@ class Emulator:
         """
         return self.faults.schedule(path, str(fault), count, **params)
 
+    @property
+    def re_serve_final_page(self) -> bool:
+        """Whether a final page's cursor points at that page's first event (default False).
+
+        Then re-posting the cursor of a ``has_more: false`` page serves that page again, plus
+        anything ingested since: the behaviour other collectors report of the real API.
+        """
+        return self.service.settings.re_serve_final_page
+
+    @re_serve_final_page.setter
+    def re_serve_final_page(self, value: bool) -> None:
+        self.service.settings.re_serve_final_page = bool(value)
+
+    def revoke_token(self, token: str) -> None:
+        """Answer 401 to ``token`` (any token this emulator minted) until it is restored.
+
+        Raises:
+            ValueError: when ``token`` is not one this emulator minted.
+
+        """
+        self.service.revoked.add(self._jti_of(token))
+
+    def restore_token(self, token: str) -> None:
+        """Accept a revoked ``token`` again."""
+        self.service.revoked.discard(self._jti_of(token))
+
+    def _jti_of(self, token: str) -> str:
+        try:
+            return self._authority.verify(token, 0).jti
+        except TokenError as exc:
+            msg = f"not a token of this emulator ({exc})"
+            raise ValueError(msg) from None
+
     def clear_faults(self) -> None:
         """Drop every fault not yet consumed."""
         self.faults.clear()
@@ -440,6 +481,17 @@ class Emulator:
                 _required(args, "account"), args.get("features"), args.get("exp"), args.get("aud")
             )
             return {"token": token}
+        if (method, route) in (("POST", "tokens/revoke"), ("POST", "tokens/restore")):
+            token = str(_required(args, "token"))
+            if route == "tokens/revoke":
+                self.revoke_token(token)
+            else:
+                self.restore_token(token)
+            return {"revoked": route == "tokens/revoke"}
+        if route == "switches" and method in ("GET", "POST"):
+            if "re_serve_final_page" in args:
+                self.re_serve_final_page = bool(args["re_serve_final_page"])
+            return {"re_serve_final_page": self.re_serve_final_page}
         if (method, route) == ("GET", "events"):
             return {
                 "items": self.events(

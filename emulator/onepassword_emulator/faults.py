@@ -20,16 +20,20 @@ FAULT_KINDS = (
     "truncate",
     "empty_page",
     "reject_cursor",
+    "drip",
 )
 """``429`` (param ``retry_after``), ``500``/``502``/``503``, ``reset`` (connection reset),
 ``hang`` (param ``seconds``, then answer normally), ``truncate`` (a cut JSON body; param
 ``incomplete=True`` declares the full length and drops the connection), ``empty_page`` (200,
-``has_more: true``, the same cursor, no items), ``reject_cursor`` (400 as for a bad cursor)."""
+``has_more: true``, the same cursor, no items), ``reject_cursor`` (400 as for a bad cursor),
+``drip`` (param ``seconds``: the whole answer, status line to last byte, sent a few bytes at a
+time over that long, default 10)."""
 
 _PARAMS = {
     "429": {"retry_after"},
     "hang": {"seconds"},
     "truncate": {"incomplete"},
+    "drip": {"seconds"},
 }
 
 

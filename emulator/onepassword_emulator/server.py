@@ -34,6 +34,17 @@ if TYPE_CHECKING:
     from onepassword_emulator.emulator import Emulator
 
 CONTROL_PREFIX = "/_emulator/"
+_DRIP_INTERVAL = 0.1
+"""Seconds between two pieces of a dripping answer."""
+_REASON_PHRASES = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,9 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         if kind == "truncate":
             self._send_truncated(response, incomplete=bool(params.get("incomplete")))
             return
+        if kind == "drip":
+            self._send_dripping(response, float(params.get("seconds", 10)))
+            return
         self._send(response.status, response.body, response.content_type, response.headers)
 
     def _record(  # noqa: PLR0913 - every field of the record, by keyword
@@ -281,6 +295,30 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         if incomplete:
             self.close_connection = True
             self._reset_connection()
+
+    def _send_dripping(self, response: ApiResponse, seconds: float) -> None:
+        """Send the whole answer, status line to last byte, in pieces spread over ``seconds``.
+
+        Every piece comes well within any per-read time-out: only a deadline for the whole
+        answer stops a client from waiting the full ``seconds``.
+        """
+        head = (
+            f"HTTP/1.1 {response.status} {_REASON_PHRASES.get(response.status, 'OK')}\r\n"
+            f"Content-Type: {response.content_type}\r\n"
+            f"Content-Length: {len(response.body)}\r\n"
+            + "".join(f"{key}: {value}\r\n" for key, value in response.headers.items())
+            + "\r\n"
+        ).encode()
+        answer = head + response.body
+        pieces = max(1, int(seconds / _DRIP_INTERVAL))
+        size = -(-len(answer) // pieces)
+        stopping = self.server.emulator.stopping
+        for start in range(0, len(answer), size):
+            if start and stopping.wait(_DRIP_INTERVAL):
+                break
+            self.wfile.write(answer[start : start + size])
+            self.wfile.flush()
+        self.close_connection = True
 
     def _reset_connection(self) -> None:
         self.close_connection = True

@@ -90,6 +90,10 @@ class ServiceSettings:
 
     error_style: str = "legacy"
     retry_after: float | None = None
+    re_serve_final_page: bool = False
+    """A final page's cursor points at that page's first event, not past its last: posted
+    again, it serves the page again plus anything new (what some collectors report of the
+    real API)."""
 
 
 class EventsService:
@@ -114,6 +118,8 @@ class EventsService:
         self.codec = codec
         self.limiter = limiter
         self.settings = settings
+        self.revoked: set[str] = set()
+        """The ``jti`` of every revoked token: answered 401 until restored."""
         self._codec_lock = threading.Lock()
 
     # -- helpers shared with the Python API ------------------------------------------------
@@ -162,6 +168,8 @@ class EventsService:
         try:
             claims = self.authority.verify(token.strip(), self.clock.now_ns() / NANOS_PER_SECOND)
         except TokenError:
+            return None, None
+        if claims.jti in self.revoked:
             return None, None
         return claims, self.account_for(claims)
 
@@ -260,7 +268,10 @@ class EventsService:
             renderer.render(position, stream.timestamp(position), v2=v2)
             for position in selection.positions
         ]
-        next_state = replace(state, position=selection.next_position)
+        next_position = selection.next_position
+        if self.settings.re_serve_final_page and not selection.has_more and selection.positions:
+            next_position = selection.positions[0]
+        next_state = replace(state, position=next_position)
         return _envelope(codec.encode(next_state), has_more=selection.has_more, items=items)
 
     def _state_from(

@@ -265,6 +265,9 @@ def test_postgres_rows_types_and_no_duplicates_after_a_reread(
             emulator.add_events(account.name, feature, 5)
     emulator.rotate_secret()
     seen_before = len(emulator.requests)
+    # A lookback wider than the last page (20 events, some three weeks of this data): its
+    # events are dropped as already emitted (the tail memory), the earlier ones are read again.
+    meltano.env["TAP_ONEPASSWORD_LOOKBACK_MINUTES"] = str(40 * 24 * 60)
 
     run2 = meltano.run("run", "tap-onepassword", "target-postgres")
     assert run2.returncode == 0, run2.output[-4000:]
@@ -345,3 +348,61 @@ def test_tap_killed_mid_run_then_rerun_by_meltano_loses_nothing(
     with psycopg.connect(postgres_cluster.conninfo("e2e_kill")) as conn:
         assert_tables_match(conn, emulator)
     assert_no_token(emulator, (tmp_path / "run1.log").read_text(), run2.output, checkpoint)
+
+
+def test_a_revoked_account_fails_the_run_while_the_others_land_and_resume(
+    meltano: MeltanoProject,
+    postgres_cluster: PostgresCluster,
+    start_emulator: Callable[..., Emulator],
+) -> None:
+    emulator = start_emulator(seed=23, events=60)
+    meltano.env.update(tap_env(emulator, page_size=25))
+    use_postgres(meltano, postgres_cluster, "e2e_isolation")
+    globex = emulator.account("globex").token
+    emulator.revoke_token(globex)
+
+    run1 = meltano.run("run", "tap-onepassword", "target-postgres")
+    assert run1.returncode != 0, run1.output[-4000:]
+    assert "1 of 3 accounts failed ('globex': the Events API refused the token (401)" in run1.output
+    errors = [line for line in run1.output.splitlines() if "account 'globex' failed" in line]
+    assert len(errors) == 1, errors
+    expected = emulator_events(emulator)
+    with psycopg.connect(postgres_cluster.conninfo("e2e_isolation")) as conn:
+        for stream, events in expected.items():
+            rows = conn.execute(f"SELECT account_name, uuid FROM {SCHEMA}.{stream}").fetchall()
+            assert len(rows) == len(set(rows))
+            assert set(rows) == {key for key in events if key[0] != "globex"}, stream
+        loaded_at = batched_at(conn)
+    state = meltano.state(POSTGRES_STATE_ID)["singer_state"]["bookmarks"]
+    for stream in STREAM_OF_FEATURE.values():
+        cursors = {
+            partition["context"]["account_name"]: partition.get("cursor")
+            for partition in state[stream]["partitions"]
+        }
+        assert cursors.get("acme"), f"{stream}: acme's state was not kept"
+        assert not cursors.get("globex"), f"{stream}: globex has a cursor it never earned"
+
+    # The token works again; meanwhile the API ingested new events for every account.
+    emulator.restore_token(globex)
+    for account in emulator.accounts:
+        for feature in account.features:
+            emulator.add_events(account.name, feature, 4)
+    seen_before = len(emulator.requests)
+    run2 = meltano.run("run", "tap-onepassword", "target-postgres")
+    assert run2.returncode == 0, run2.output[-4000:]
+
+    first_bodies: dict[tuple[str, str], Any] = {}
+    for request in data_requests(emulator, seen_before):
+        first_bodies.setdefault((request.account, request.path), request.body)
+    assert len(first_bodies) == 8  # acme and globex: 3 streams each, initech: 2
+    for (name, path), body in first_bodies.items():
+        if name == "globex":
+            assert set(body) >= {"limit", "start_time"}, f"{path}: globex did not start over"
+        else:
+            assert set(body) == {"cursor"}, f"{name} {path}: not resumed from its cursor"
+    with psycopg.connect(postgres_cluster.conninfo("e2e_isolation")) as conn:
+        assert_tables_match(conn, emulator)
+        reloaded = batched_at(conn)
+    read_again = [key for key, when in loaded_at.items() if reloaded[key] != when]
+    assert read_again == [], f"events of the first run were loaded again: {read_again[:3]}"
+    assert_no_token(emulator, run1.output, run2.output)

@@ -18,6 +18,7 @@ from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 from tap_onepassword.events import EventStream
 from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.output import SingerOutput, StateOutput
+from tap_onepassword.pages import MalformedEvents
 from tap_onepassword.streams import EVENT_STREAMS
 from tap_onepassword.tap import TapOnePassword
 from tests.support.compare import comparable, config_for, final_state, fixed_start
@@ -155,7 +156,9 @@ def test_recursive_conformance_leaves_real_shaped_payloads_unchanged(version: st
         stream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
         for page in payloads.get(stream.feature, []):
             for item in page["items"]:
-                record = stream.event_records.shape(copy.deepcopy(item), "default")
+                record = stream.event_records.shape(
+                    copy.deepcopy(item), "default", MalformedEvents()
+                )
                 (message,) = stream._generate_record_messages(copy.deepcopy(record))
                 assert message.record == record
                 checked += 1

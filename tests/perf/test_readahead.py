@@ -13,7 +13,14 @@ import pytest
 from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.output import SingerOutput
-from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
+from tap_onepassword.pages import (
+    HeldPage,
+    MalformedEvents,
+    Page,
+    PreparedPage,
+    decode_held_page,
+    decode_page,
+)
 from tap_onepassword.readahead import (
     BYTES_PER_EVENT,
     CURRENT_PAGES,
@@ -112,13 +119,20 @@ def test_an_incremental_run_with_faults_is_the_same_with_and_without_read_ahead(
         slow_emulator.fail_next("/api/v2/auditevents", "503")
         return run_tap(config, state=copy.deepcopy(state))  # the tap changes what it loads
 
+    seen_before = len(slow_emulator.requests)
     ahead = faulty_run()
     with monkeypatch.context() as patch:
         sequential(patch)
         one_by_one = faulty_run()
     assert comparable(ahead) == comparable(one_by_one)
     items = [m for m in ahead if m["type"] == "RECORD" and m["stream"] == "item_usages"]
-    assert len(items) > 120  # the fallback re-read the lookback window too
+    assert len(items) >= 120
+    resets = [
+        r
+        for r in slow_emulator.requests[seen_before:]
+        if r.path == "/api/v2/itemusages" and r.body and "start_time" in r.body
+    ]
+    assert len(resets) == 2  # the fallback re-read the lookback window, in both runs
     assert not slow_emulator.faults.pending()
 
 
@@ -250,6 +264,8 @@ class FailingPreparedStream:
                 newest="t",
                 error=error,
                 held_bytes=130,
+                ids=["x"],
+                malformed=MalformedEvents(),
             )
 
 

@@ -117,6 +117,22 @@ def run_tap(
     return SyncResult(json.loads(line) for line in stdout.read().splitlines())
 
 
+def run_tap_keeping_output(
+    config: dict[str, Any], state: dict[str, Any] | None = None
+) -> tuple[SyncResult, Exception | None]:
+    """Run a full sync in this process; return what it wrote, and what it raised at the end."""
+    tap = TapOnePassword(config=config, state=state)
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    error: Exception | None = None
+    with redirect_stdout(stdout):
+        try:
+            tap.sync_all()
+        except Exception as exc:  # noqa: BLE001 - handed to the test to check
+            error = exc
+    stdout.seek(0)
+    return SyncResult(json.loads(line) for line in stdout.read().splitlines()), error
+
+
 def duplicates(records: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     """Primary keys seen more than once (the SDK's own uniqueness test cannot fail in 0.54)."""
     counts = Counter((r["account_name"], r["uuid"]) for r in records)

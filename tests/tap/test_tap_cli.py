@@ -44,23 +44,19 @@ def test_tokens_never_appear_in_output_even_at_debug(emulator: Emulator, tmp_pat
     assert settings["accounts"]["items"]["properties"]["token"]["secret"] is True
 
 
-def test_a_refused_token_is_one_line_naming_the_account_and_causes(
+def test_a_refused_single_token_is_one_line_naming_the_account_and_causes(
     emulator: Emulator, tmp_path: Path
 ) -> None:
+    # With one `token` a refused token stops the run before any event is read (with
+    # `accounts`, the others go on: tests/tap/test_tap_edges.py).
     with Emulator(seed=99, events=1) as stranger:
         foreign = stranger.account("acme").token  # signed by another key: 401 here
-    config = {
-        "accounts": [
-            {"name": "acme", "token": emulator.account("acme").token},
-            {"name": "partner", "token": foreign},
-        ],
-        "base_url": emulator.base_url,
-    }
+    config = {"token": foreign, "base_url": emulator.base_url}
     result = run_cli(config=config, tmp_path=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("tap-onepassword: error:")]
-    assert "account 'partner'" in line
+    assert "account 'default'" in line
     assert "region" in line
     assert "revoked" in line
     assert "expired" in line

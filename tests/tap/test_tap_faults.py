@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_onepassword.errors import ApiResponseError
+from tap_onepassword.errors import TapOnePasswordError
 from tap_onepassword.timestamps import parse_timestamp
 from tests.support.runs import EVENT_STREAMS, expected_records, partition, run_tap, tap_config
 
@@ -65,7 +65,9 @@ def test_a_429_without_retry_after_backs_off_and_pauses_the_token(emulator: Emul
 @pytest.mark.usefixtures("fast_retries")
 def test_retries_give_up_with_a_clear_error(emulator: Emulator) -> None:
     emulator.fail_next("/api/v2/auditevents", "503", count=20)
-    with pytest.raises(ApiResponseError, match=r"audit_events, account 'acme': gave up after 10"):
+    with pytest.raises(
+        TapOnePasswordError, match=r"audit_events, account 'acme': gave up after 10"
+    ):
         run_tap(tap_config(emulator, ["acme"]))
     assert len([r for r in emulator.requests if r.path == "/api/v2/auditevents"]) == 10
 
@@ -120,7 +122,7 @@ def test_a_second_rejection_is_a_clear_error(emulator: Emulator) -> None:
     emulator.fail_next(path, "empty_page")  # the fallback's reset: has_more, go on
     emulator.fail_next(path, "reject_cursor")  # the fallback's next cursor
     emulator.clear_requests()
-    with pytest.raises(ApiResponseError, match="rejected a cursor again"):
+    with pytest.raises(TapOnePasswordError, match="rejected a cursor again"):
         run_tap(config, state=first.final_state)
     bodies = [r.body for r in emulator.requests if r.path == path]
     assert [set(b) for b in bodies] == [{"cursor"}, {"limit", "start_time"}, {"cursor"}]

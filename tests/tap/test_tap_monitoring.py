@@ -334,21 +334,27 @@ def test_a_failed_account_is_named_in_the_summary(
 ) -> None:
     emulator.fail_next("/api/v2/auditevents", "503", count=20)
     caplog.set_level(logging.INFO)
+    # A single token: the failure stops the run (with `accounts` the others would go on).
+    single = {"token": emulator.account("acme").token, "base_url": emulator.base_url}
     with pytest.raises(ApiResponseError):
-        run_tap(tap_config(emulator, ["acme"]))
+        run_tap(single)
     lines = human_lines(caplog.records)
     assert any(
-        line.startswith("  failed (1): 'acme' audit_events: audit_events, account 'acme': gave up")
+        line.startswith(
+            "  failed (1): 'default' audit_events: audit_events, account 'default': gave up"
+        )
         for line in lines
     )
     assert any(
-        line.startswith("run summary (stopped early: audit_events, account 'acme': gave up after")
+        line.startswith(
+            "run summary (stopped early: audit_events, account 'default': gave up after"
+        )
         for line in lines
     )
     figures = json.loads(next(line for line in lines if line.startswith("RUN SUMMARY: "))[13:])
-    assert figures["stopped"].startswith("audit_events, account 'acme': gave up after 10")
+    assert figures["stopped"].startswith("audit_events, account 'default': gave up after 10")
     assert figures["failed"] == 1
-    assert figures["failed_first"][0]["account"] == "acme"
+    assert figures["failed_first"][0]["account"] == "default"
 
 
 # ---- a request that waits long for its answer ----------------------------------------------

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tap_onepassword.pages import Page, decode_page
+from tap_onepassword.pages import MalformedEvents, Page, decode_page
 from tap_onepassword.streams import SignInAttemptsStream
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
@@ -195,7 +195,7 @@ def test_item_shaping_on_its_own() -> None:
     tap = TapOnePassword(config={"token": make_token()})
     stream = SignInAttemptsStream(tap, tap.run)
     item = {"uuid": "U", "timestamp": "2021-03-01T16:32:50-03:00", "client": {"ip": "1.2.3.4"}}
-    record = stream.event_records.shape(item, "default")
+    record = stream.event_records.shape(item, "default", MalformedEvents())
     assert record == {
         "uuid": "U",
         "timestamp": "2021-03-01T19:32:50.000000000Z",

@@ -72,10 +72,12 @@ def test_state_holds_cursor_endpoint_and_newest_timestamp_per_account(emulator: 
         assert entry["cursor_endpoint"] == "/api/v2/signinattempts"
         assert entry["replication_key"] == "timestamp"
         assert entry["replication_key_value"] == newest
-        # No more than the next run needs: no copy of the bookmark, no null end_date.
+        # No more than the next run needs: no copy of the bookmark, no null end_date; the
+        # final page's ids, which re-posting its cursor may serve again.
         assert set(entry) == {
             "context",
             "cursor",
+            "cursor_page_ids",
             "cursor_endpoint",
             "replication_key",
             "replication_key_value",
