@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = _OneLineParser(
         prog="tap-onepassword-emulator",
-        description="A local 1Password Events API (v1 and v2) with deterministic data.",
+        description="A local 1Password Events API (v1, v2 and the v3 audit events beta) with "
+        "deterministic data.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, default=0,
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="requests a token may make in any hour (default 30000)")
     parser.add_argument("--error-style", choices=ERROR_STYLES, default="legacy",
                         help="error body: legacy {Error:{Message}} or status {status,message}")
+    parser.add_argument("--v3-legacy-names", action="store_true",
+                        help="v3: read the beta's earlier names (page_size, next_page_token) "
+                             "and answer with has_more")
     return parser
 
 
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             retry_after=args.retry_after, error_style=args.error_style,
             rate_limit_per_minute=args.rate_limit_per_minute,
             rate_limit_per_hour=args.rate_limit_per_hour,
+            v3_legacy_names=args.v3_legacy_names,
         ).start(host=args.host, port=args.port)
     except OSError as exc:
         print(f"tap-onepassword-emulator: cannot serve on {args.host}:{args.port}: "  # noqa: T201

@@ -38,6 +38,7 @@ from tap_onepassword.emulator.server import (
 from tap_onepassword.emulator.service import ERROR_STYLES, EventsService, ServiceSettings
 from tap_onepassword.emulator.store import CursorCodec, EventStream
 from tap_onepassword.emulator.tokens import FEATURES, TokenAuthority
+from tap_onepassword.emulator.v3 import V3_FEATURE, render_position
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -66,6 +67,7 @@ class Emulator:
         error_style: str = "legacy",
         rate_limit_per_minute: int = 600,
         rate_limit_per_hour: int = 30_000,
+        v3_legacy_names: bool = False,
     ) -> None:
         """Generate ``events`` events per feature for each account (default: acme, globex, initech).
 
@@ -81,6 +83,8 @@ class Emulator:
                 ``{"status": N, "message": ...}``.
             rate_limit_per_minute: requests a token may make in any 60 seconds.
             rate_limit_per_hour: requests a token may make in any hour.
+            v3_legacy_names: the v3 route reads the beta's earlier parameter names
+                (``page_size``, ``next_page_token``) and answers with ``has_more``.
 
         """
         if error_style not in ERROR_STYLES:
@@ -135,7 +139,8 @@ class Emulator:
             streams=self._stream,
             codec=CursorCodec(os.urandom(32)),
             limiter=RateLimiter(self.clock, rate_limit_per_minute, rate_limit_per_hour),
-            settings=ServiceSettings(error_style=error_style, retry_after=retry_after),
+            settings=ServiceSettings(error_style=error_style, retry_after=retry_after,
+                                     v3_legacy_names=v3_legacy_names),
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -268,7 +273,7 @@ class Emulator:
                 renderer = StreamRenderer(self._profiles[account], feature, stream_key)
                 end_ns = self._started_ns - 60 * NANOS_PER_SECOND
                 stamps = initial_timestamps(stream_key, self._initial_events, end_ns)
-                stream = EventStream(renderer, stamps)
+                stream = EventStream(renderer, stamps, insertion=feature == V3_FEATURE)
                 self._streams[key] = stream
         return stream
 
@@ -282,11 +287,14 @@ class Emulator:
         """Return every event the API would serve for ``account``/``feature`` right now.
 
         Events are in ingestion order, the 120-day retention applied, rendered exactly as the
-        ``version`` endpoint serves them (v1 lacks the v2-only fields).
+        ``version`` endpoint serves them (v1 lacks the v2-only fields; ``v3``, audit events
+        only, is the emulator's v3 shape, in insertion order, retention on insertion time).
         """
-        v2 = _is_v2(version)
         stream = self._checked_stream(account, feature)
         cutoff = self.service.retention_start_ns()
+        if version == "v3":
+            return self._v3_events(account, feature, stream, cutoff)
+        v2 = _is_v2(version)
         render = stream.renderer.render
         texts = [
             render(position, stamp, v2=v2)
@@ -294,6 +302,19 @@ class Emulator:
             if stamp >= cutoff
         ]
         return json.loads("[" + ",".join(texts) + "]")  # type: ignore[no-any-return]
+
+    def _v3_events(
+        self, account: str, feature: str, stream: EventStream, cutoff: int
+    ) -> list[dict[str, Any]]:
+        if feature != V3_FEATURE:
+            msg = f"version v3 serves {V3_FEATURE} only"
+            raise ValueError(msg)
+        account_uuid = self.account(account).account_uuid
+        return [
+            render_position(stream, position, account_uuid)
+            for position in range(len(stream))
+            if stream.inserted(position) >= cutoff
+        ]
 
     def add_events(
         self, account: str, feature: str, count: int = 1, *, late: bool = False,
@@ -303,9 +324,14 @@ class Emulator:
 
         With ``late=True`` their timestamps lie up to an hour before the newest event already
         ingested (never before the retention window): the service's eventual consistency,
-        which a cursor catches and a timestamp-based resume misses.
+        which a cursor catches and a timestamp-based resume misses. Audit events are inserted
+        now, all of them at one instant (whole milliseconds; a late event too: v3 serves it
+        after everything inserted before).
         """
-        v2 = _is_v2(version)
+        if version == "v3" and feature != V3_FEATURE:
+            msg = f"version v3 serves {V3_FEATURE} only"
+            raise ValueError(msg)
+        v2 = version == "v3" or _is_v2(version)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             msg = "count must be a positive integer"
             raise ValueError(msg)
@@ -328,7 +354,14 @@ class Emulator:
                 else stamp
                 for stamp in stamps
             ]
-        positions = stream.append(stamps)
+        inserted = None
+        if stream.keeps_insertion_times:
+            # Whole milliseconds, never before the newest event of the batch happened.
+            inserted = max(now - now % 1_000_000, (max(stamps) // 1_000_000 + 1) * 1_000_000)
+        positions = stream.append(stamps, inserted)
+        if version == "v3":
+            account_uuid = self.account(account).account_uuid
+            return [render_position(stream, position, account_uuid) for position in positions]
         render = stream.renderer.render
         texts = [render(position, stream.timestamp(position), v2=v2) for position in positions]
         return json.loads("[" + ",".join(texts) + "]")  # type: ignore[no-any-return]
@@ -341,7 +374,8 @@ class Emulator:
         Faults: ``"429"`` (``retry_after=None|seconds``), ``"500"``, ``"502"``, ``"503"``,
         ``"reset"``, ``"hang"`` (``seconds=S``, then a normal answer), ``"truncate"``
         (``incomplete=True`` announces the full length and drops the connection),
-        ``"empty_page"`` and ``"reject_cursor"``.
+        ``"empty_page"`` and ``"reject_cursor"``. ``after=N`` lets N matching requests pass
+        first.
         """
         return self.faults.schedule(path, str(fault), count, **params)
 
@@ -459,7 +493,7 @@ class Emulator:
 
 def _is_v2(version: str) -> bool:
     if version not in ("v1", "v2"):
-        msg = "version must be 'v1' or 'v2'"
+        msg = "version must be 'v1', 'v2' or (audit events) 'v3'"
         raise ValueError(msg)
     return version == "v2"
 

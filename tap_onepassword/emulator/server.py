@@ -55,6 +55,13 @@ class RequestRecord:
     cpu_seconds: float = 0.0
     user_agent: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    query: str = ""
+    """The URL's query string as sent (v3 passes its parameters there)."""
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query parameters, decoded (the last value of each)."""
+        return {key: values[-1] for key, values in parse_qs(self.query).items()}
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as ``GET /_emulator/requests`` lists it."""
@@ -62,6 +69,7 @@ class RequestRecord:
             "method": self.method, "path": self.path, "body": self.body, "status": self.status,
             "account": self.account, "time": self.time.isoformat().replace("+00:00", "Z"),
             "fault": self.fault, "cpu_seconds": self.cpu_seconds, "user_agent": self.user_agent,
+            "query": self.query,
         }
 
 
@@ -196,14 +204,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             return
         if kind == "hang":
             emulator.stopping.wait(float(params.get("seconds", 30)))
-        response = emulator.service.handle(route, headers, body, kind, params)
+        response = emulator.service.handle(route, headers, body, kind, params, split.query)
         cpu = time.thread_time() - started_cpu
         if emulator.latency_ms:
             # The answer leaves latency_ms after the request arrived: handling is part of it.
             answer_at = arrived + emulator.latency_ms / 1000
             emulator.stopping.wait(max(0.0, answer_at - time.monotonic()))
         self._record(split.path, body=response.request_body, status=response.status,
-                     account=response.account, cpu=cpu, fault=kind)
+                     account=response.account, cpu=cpu, fault=kind, query=split.query)
         if kind == "truncate":
             self._send_truncated(response, incomplete=bool(params.get("incomplete")))
             return
@@ -211,13 +219,13 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
 
     def _record(  # noqa: PLR0913 - every field of the record, by keyword
         self, path: str, *, body: Any, status: int, account: str | None, cpu: float,  # noqa: ANN401
-        fault: str | None,
+        fault: str | None, query: str = "",
     ) -> None:
         emulator = self.server.emulator
         emulator.record(RequestRecord(
             method=self.command, path=path, body=body, status=status, account=account,
             time=emulator.now, fault=fault, cpu_seconds=cpu,
-            user_agent=self.headers.get("User-Agent"),
+            user_agent=self.headers.get("User-Agent"), query=query,
         ))
 
     def _send(
