@@ -42,6 +42,7 @@ from tap_onepassword.pages import (
     RequestBody,
     decode_held_page,
     decode_page,
+    rate_limit_pause,
     retry_after_seconds,
 )
 from tap_onepassword.progress import Progress
@@ -258,6 +259,11 @@ class OnePasswordStream(LeanRecordOutput, RESTStream[RequestBody | None]):
             # Everyone on this token waits, not only this stream: the server counts them all.
             pause = retry_after_seconds(response)
             self.tap.budget_for(account).pause(1.0 if pause is None else pause)
+        spent = rate_limit_pause(response)
+        if spent is not None:
+            # The server says the token's window is spent (v3's RateLimit-* headers): hold
+            # every user of the token until it frees, rather than meet a 429.
+            self.tap.budget_for(account).pause(spent)
         if response.status_code in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AccountUnauthorizedError(
                 account.name, account.base_url + (self.path or ""), response.status_code

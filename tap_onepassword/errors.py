@@ -75,3 +75,10 @@ class CursorRejectedError(FatalAPIError):
 
 class ApiResponseError(TapOnePasswordError, FatalAPIError):
     """The API answered something the tap cannot use and retrying will not help."""
+
+
+class PageTokenRejectedError(CursorRejectedError):
+    """The API refused a v3 page token (4xx on a request that sent one): rejected or expired.
+
+    The tap answers it by asking again from the last insertion time it emitted.
+    """

@@ -211,7 +211,7 @@ def decode_page(body: bytes) -> Page:
         ApiResponseError: The body is JSON but not an events envelope.
 
     """
-    return _decode(_page_decoder, body, "an events page")
+    return decode_json(_page_decoder, body, "an events page")
 
 
 def decode_held_page(body: bytes) -> HeldPage:
@@ -228,10 +228,10 @@ def decode_held_page(body: bytes) -> HeldPage:
         ApiResponseError: The body is JSON but not an events envelope.
 
     """
-    page = _decode(_held_page_decoder, body, "an events page")
+    page = decode_json(_held_page_decoder, body, "an events page")
     if not body.isascii():
         # Leaving strings unparsed skips their UTF-8 check, which decode_page would make.
-        _decode(_utf8_check, body, "an events page")
+        decode_json(_utf8_check, body, "an events page")
     return page
 
 
@@ -249,7 +249,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
         ApiResponseError: The body is JSON but not an object.
 
     """
-    return _decode(_object_decoder, body, "a JSON object")
+    return decode_json(_object_decoder, body, "a JSON object")
 
 
 DecodedT_co = TypeVar("DecodedT_co", covariant=True)
@@ -273,7 +273,7 @@ class _Utf8Check:
 _utf8_check = _Utf8Check()
 
 
-def _decode(decoder: _Decoder[DecodedT], body: bytes, expected: str) -> DecodedT:
+def decode_json(decoder: _Decoder[DecodedT], body: bytes, expected: str) -> DecodedT:
     """Decode `body`, telling a broken body (worth asking again) from a wrong one (fatal).
 
     Args:
@@ -332,6 +332,49 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     # A server (or a proxy in front of it) may ask for anything; no wait the API can mean is
     # longer than its hour window, and an unbounded one would stall the run for good.
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def rate_limit_pause(response: requests.Response) -> float | None:
+    """Read the `RateLimit-*` headers (v3): how long to hold the token when its window is spent.
+
+    Header names are case-insensitive; values are read leniently: a number, or the first
+    number of a structured value (`100;w=60`); anything unreadable is ignored. `Reset` is
+    seconds until the window frees (an epoch time, which some servers send, is turned into
+    seconds from now).
+
+    Args:
+        response: Any response.
+
+    Returns:
+        Seconds to pause (0 to `MAX_RETRY_AFTER`) when `RateLimit-Remaining` is 0 and a reset
+        is given; None otherwise.
+
+    """
+    remaining = _header_number(response, "RateLimit-Remaining")
+    if remaining is None or remaining > 0:
+        return None
+    reset = _header_number(response, "RateLimit-Reset")
+    if reset is None:
+        return None
+    if reset > _EPOCH_THRESHOLD:
+        reset -= datetime.now(timezone.utc).timestamp()
+    return min(max(reset, 0.0), MAX_RETRY_AFTER)
+
+
+_EPOCH_THRESHOLD = 1_000_000_000.0
+"""A reset this large is an epoch time, not seconds (2001 onwards)."""
+
+
+def _header_number(response: requests.Response, name: str) -> float | None:
+    value = response.headers.get(name)
+    if not value:
+        return None
+    head = value.split(",")[0].split(";")[0].strip().strip('"')
+    try:
+        number = float(head)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None], Generic[PageT]):

@@ -57,6 +57,7 @@ class Settings:
     max_requests_per_hour: int
     lookback: timedelta
     ca_bundle: str | None
+    v3_parameter_names: str = "current"
 
     def account(self, name: str) -> Account:
         """Find an account by its configured name.
@@ -250,6 +251,7 @@ def load_settings(config: Mapping[str, Any], schema: dict[str, Any]) -> Settings
         max_requests_per_hour=int(setting("max_requests_per_hour")),
         lookback=timedelta(minutes=float(setting("lookback_minutes"))),
         ca_bundle=ca_bundle,
+        v3_parameter_names=setting("v3_parameter_names"),
     )
 
 

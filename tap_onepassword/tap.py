@@ -26,6 +26,7 @@ from tap_onepassword.readahead import ReadAhead
 from tap_onepassword.settings import Account, Settings, load_settings, schema_errors
 from tap_onepassword.streams import (
     AuditEventsStream,
+    AuditEventsV3Stream,
     IntrospectionStream,
     ItemUsagesStream,
     SignInAttemptsStream,
@@ -224,6 +225,18 @@ class TapOnePassword(Tap):
             ),
         ),
         th.Property(
+            "v3_parameter_names",
+            th.StringType,
+            default="current",
+            allowed_values=["current", "legacy"],
+            title="v3 parameter names",
+            description=(
+                "Audit events v3 (beta) only: `current` sends max_page_size and page_token; "
+                "`legacy` sends the beta's earlier page_size and next_page_token. Answers "
+                "are read in either form."
+            ),
+        ),
+        th.Property(
             "ca_bundle",
             th.StringType,
             title="CA bundle",
@@ -295,7 +308,11 @@ class TapOnePassword(Tap):
     def discover_streams(self) -> list[Stream]:
         # The SDK syncs streams by name; whichever event stream comes first introspects every
         # account before its first event request (see `access`).
-        return [IntrospectionStream(self), *(stream(self) for stream in EVENT_STREAMS)]
+        return [
+            IntrospectionStream(self),
+            *(stream(self) for stream in EVENT_STREAMS),
+            AuditEventsV3Stream(self),
+        ]
 
     @override  # type: ignore[misc] # `sync_all` is final only in the SDK's type hints
     def sync_all(self) -> None:

@@ -2,9 +2,10 @@
 
 The emulator serves the two introspection GETs, the six data POSTs and the v3 beta's
 ``GET /api/v3/auditevents`` (see ``v3.py``: the v3 event shape beyond ``insert_time`` and
-``action`` is the emulator's own) with deterministic, realistic events for several accounts, and lets a caller inject faults, move time and read the
-requests it saw. It runs on the standard library's threaded HTTP server and never imports the
-tap. Anything else answers 404 with the plain text ``404 page not found``.
+``action`` is the emulator's own) with deterministic, realistic events for several accounts,
+and lets a caller inject faults, move time and read the requests it saw. It runs on the
+standard library's threaded HTTP server and never imports the tap. Anything else answers 404
+with the plain text ``404 page not found``.
 
 Python API::
 
@@ -17,7 +18,7 @@ Python API::
         emu.account("acme").token                       # JWT-shaped bearer token
         emu.mint_token("acme", features=["itemusages"], exp=None, aud=None)
         emu.events("acme", "signinattempts", version="v2")    # list[dict] exactly as served
-        emu.events("acme", "auditevents", version="v3")       #   (v3: insertion order)
+        emu.events("acme", "auditevents", version="v3")       # v3: in insertion order
         emu.add_events("acme", "auditevents", 5, late=False)  # ingest now; late=True: stamps
                                                               #   older than events served
         emu.fail_next("/api/v2/itemusages", "503", count=2)   # or path "*"; see below
@@ -74,10 +75,10 @@ request log keeps the last ``REQUEST_LOG_SIZE`` (100,000) API requests.
 
 Command line: ``tap-onepassword-emulator --port 0 --seed 1 --events 1000 [--latency-ms L]
 [--retry-after S] [--error-style legacy|status] [--rate-limit-per-minute N]
-[--rate-limit-per-hour N] [--v3-legacy-names] [--host H]`` prints one JSON line ``{"base_url", "accounts":
-[{name, token, account_uuid, features}]}`` and serves until Ctrl-C or SIGTERM. Tokens are
-signed with a key derived from the seed, so they stay valid across restarts with the same seed;
-cursors are signed with a per-process secret, so they do not.
+[--rate-limit-per-hour N] [--v3-legacy-names] [--host H]`` prints one JSON line
+``{"base_url", "accounts": [{name, token, account_uuid, features}]}`` and serves until Ctrl-C
+or SIGTERM. Tokens are signed with a key derived from the seed, so they stay valid across
+restarts with the same seed; cursors are signed with a per-process secret, so they do not.
 """
 
 from __future__ import annotations
