@@ -279,6 +279,7 @@ def run_tap_and_kill(  # noqa: PLR0913
     env: dict[str, str] | None = None,
     timeout: float = 300,
     name: str = "run",
+    args: tuple[str, ...] = (),
 ) -> tuple[TapResult, bool]:
     """Run the tap and signal it (SIGKILL unless ``sig`` says otherwise) once
     ``kill_after_lines`` stdout lines were read; a SIGTERMed tap may still write its last
@@ -287,7 +288,7 @@ def run_tap_and_kill(  # noqa: PLR0913
     Returns the result (with whatever complete lines a target would have received) and whether
     the kill happened (False when the tap finished first).
     """
-    cmd = tap_args(workdir, config, state=state, name=name)
+    cmd = tap_args(workdir, config, state=state, args=args, name=name)
     stderr_path = workdir / f"{name}-stderr.txt"
     started = time.monotonic()
     with stderr_path.open("w", encoding="utf-8") as stderr_file:

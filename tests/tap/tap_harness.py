@@ -140,3 +140,13 @@ def make_token(claims: dict[str, Any] | None = None, *, aud: Any = "events.1pass
         body["aud"] = aud if isinstance(aud, list) else [aud]
     body.update(claims or {})
     return f"{part({'alg': 'ES256', 'typ': 'JWT'})}.{part(body)}.c2lnbmF0dXJl"
+
+
+def selecting(config: dict[str, Any], *streams: str) -> dict[str, Any]:
+    """The tap's discovered catalog with exactly `streams` selected (as Meltano's select does)."""
+    catalog = TapOnePassword(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog
