@@ -112,6 +112,7 @@ class CursorCodec:
 INSERTION_DELAY_MS = (50, 3000)
 """An event of the initial history is inserted this many milliseconds after it happened."""
 _MILLI = 1_000_000
+_SECOND = 1_000_000_000
 
 
 def initial_insertions(key: int, timestamps: array[int]) -> array[int]:
@@ -120,7 +121,8 @@ def initial_insertions(key: int, timestamps: array[int]) -> array[int]:
     Each event is inserted a deterministic 50 ms to 3 s after it happened, and never before
     the event ingested before it: a late event (older than one ingested before it) takes its
     predecessor's insertion time. About one event in four is ingested in one batch with the
-    event before it, which then shares its (later) insertion instant.
+    event before it, which then shares its (later) insertion instant; one in five is inserted
+    on a whole second.
     """
     low, high = INSERTION_DELAY_MS
     span = high - low
@@ -129,6 +131,8 @@ def initial_insertions(key: int, timestamps: array[int]) -> array[int]:
     for position, stamp in enumerate(timestamps):
         mixed = mix64(key ^ (position * 0x9E3779B1))
         at = (stamp // _MILLI + 1 + low + mixed % span) * _MILLI
+        if (mixed >> 40) % 5 == 0:  # one in five inserted on a whole second
+            at = -(-at // _SECOND) * _SECOND
         previous = max(previous, at)
         if out and (mixed >> 32) % 4 == 0:
             out[-1] = previous  # ingested in one batch with this event
