@@ -7,19 +7,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PLUGINS_STAMP := .meltano/.plugins-installed
-# Plugins and tests find `meltano`, `tap-onepassword` and the emulator in the virtualenv.
+# Plugins and tests find `meltano`, `tap-onepassword` and `tap-onepassword-emulator` in the
+# virtualenv. The emulator is its own distribution (emulator/), installed for tests and demos only.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 
 .PHONY: venv plugins postgres test demo settings bench soak lint clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml emulator/pyproject.toml
 	@echo ">> creating virtualenv in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo ">> installing tap-onepassword with its test tools (pip)"
+	@echo ">> installing tap-onepassword with its test tools, and the emulator (pip)"
 	@{ $(BIN)/python -m pip install --disable-pip-version-check --upgrade pip \
-		&& $(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'; } > $(VENV)/pip-install.log 2>&1 \
+		&& $(BIN)/python -m pip install --disable-pip-version-check -e ./emulator -e '.[dev]'; } > $(VENV)/pip-install.log 2>&1 \
 		|| { tail -n 30 $(VENV)/pip-install.log; echo "!! pip install failed (full log: $(VENV)/pip-install.log)"; exit 1; }
 	@touch $(STAMP)
 	@echo ">> virtualenv ready"

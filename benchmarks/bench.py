@@ -198,7 +198,7 @@ class EmulatorProcess:
     def __init__(self, *, events: int, latency_ms: float = 0, accounts: list[str] | None = None,
                  msp: Sequence[str] = ()) -> None:
         if accounts is None:  # the documented command line: the three default accounts
-            command = [PYTHON, "-m", "tap_onepassword.emulator", "--port", "0", "--seed", "1",
+            command = [PYTHON, "-m", "onepassword_emulator", "--port", "0", "--seed", "1",
                        "--events", str(events), "--latency-ms", str(latency_ms)]
         else:
             command = [PYTHON, str(ROOT / "benchmarks" / "emulator_process.py"),

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 
-from tap_onepassword.emulator import AccountSpec, Emulator
+from onepassword_emulator import AccountSpec, Emulator
 
 
 def main() -> int:

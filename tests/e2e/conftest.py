@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -24,7 +24,7 @@ from .conftest import tap_env
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
     from .conftest import MeltanoProject, PostgresCluster
 

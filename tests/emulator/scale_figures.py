@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 
 
 def _rss_mib() -> float:

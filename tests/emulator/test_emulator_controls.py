@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 
 if TYPE_CHECKING:
     import requests

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

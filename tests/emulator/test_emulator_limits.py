@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tap_onepassword.emulator import Emulator
-from tap_onepassword.emulator.clock import Clock
-from tap_onepassword.emulator.ratelimit import RateLimiter
+from onepassword_emulator import Emulator
+from onepassword_emulator.clock import Clock
+from onepassword_emulator.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     import requests

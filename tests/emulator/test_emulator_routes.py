@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from tap_onepassword.emulator import AccountSpec, Emulator
+from onepassword_emulator import AccountSpec, Emulator
 
 Bearer = Callable[[str], dict[str, str]]
 DATA_PATHS = [

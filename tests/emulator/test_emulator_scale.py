@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from tap_onepassword.emulator import AccountSpec, Emulator
+from onepassword_emulator import AccountSpec, Emulator
 
 if TYPE_CHECKING:
     import requests

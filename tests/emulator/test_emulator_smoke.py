@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import requests
 
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 
 def test_full_read_by_cursor_matches_events(emu: Emulator, http: requests.Session) -> None:

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tap_onepassword.emulator.accounts import AccountSpec
-from tap_onepassword.emulator.data import AccountProfile, StreamRenderer
-from tap_onepassword.emulator.rfc3339 import TimestampError, format_ns, parse_ns
-from tap_onepassword.emulator.store import (
+from onepassword_emulator.accounts import AccountSpec
+from onepassword_emulator.data import AccountProfile, StreamRenderer
+from onepassword_emulator.rfc3339 import TimestampError, format_ns, parse_ns
+from onepassword_emulator.store import (
     CursorCodec,
     CursorRejected,
     CursorState,

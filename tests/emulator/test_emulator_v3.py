@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from tap_onepassword.emulator import Emulator
-from tap_onepassword.emulator.rfc3339 import format_ns, parse_ns
+from onepassword_emulator import Emulator
+from onepassword_emulator.rfc3339 import format_ns, parse_ns
 
 if TYPE_CHECKING:
     from collections.abc import Callable

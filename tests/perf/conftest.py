@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from onepassword_emulator import Emulator
 from tap_onepassword.client import OnePasswordStream
-from tap_onepassword.emulator import Emulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 
 def run_tap(

@@ -7,8 +7,8 @@ import platform
 import socket
 from typing import TYPE_CHECKING, Any
 
+from onepassword_emulator import Emulator
 from tap_onepassword.client import EventStream
-from tap_onepassword.emulator import Emulator
 from tap_onepassword.tap import TapOnePassword, one_malloc_arena
 
 if TYPE_CHECKING:

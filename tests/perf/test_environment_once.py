@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     import pytest
 
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 
 def test_the_environment_is_read_once_per_session_not_per_request(

@@ -10,7 +10,7 @@ import pytest
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.pages import EventsCursorPaginator, decode_held_page, decode_page
 

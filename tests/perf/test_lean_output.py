@@ -22,7 +22,7 @@ from tap_onepassword.output import LeanRecordOutput, SingerOutput, StateOutput
 from tap_onepassword.tap import EVENT_STREAMS, TapOnePassword
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 PAYLOADS = Path(__file__).parents[1] / "tap" / "fixtures"
 EVENTS = 2 * 3 * 700 + 2 * 700  # acme and globex read 3 streams, initech 2

@@ -26,7 +26,7 @@ from tap_onepassword.progress import Progress
 from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 PAYLOADS = Path(__file__).parents[1] / "tap" / "fixtures"
 STREAM_OF = {"signinattempts": "sign_in_attempts", "itemusages": "item_usages",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
-from tap_onepassword.emulator import AccountSpec, Emulator
+from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.output import SingerOutput
 from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
@@ -21,7 +21,7 @@ from tap_onepassword.tap import TapOnePassword
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tap_onepassword.emulator import RequestRecord
+    from onepassword_emulator import RequestRecord
 
 ACCOUNTS = [
     AccountSpec("acme"),

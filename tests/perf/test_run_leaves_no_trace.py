@@ -13,7 +13,7 @@ from perf_harness import config_for, run_tap
 from tap_onepassword.errors import TapOnePasswordError
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 
 def _workers() -> list[threading.Thread]:

@@ -36,7 +36,7 @@ def scripted_api() -> Iterator[ScriptedEventsAPI]:
 @pytest.fixture
 def emulator_factory() -> Iterator[Callable[..., Any]]:
     """Start emulators with any options; every one is stopped after the test."""
-    from tap_onepassword.emulator import Emulator  # noqa: PLC0415
+    from onepassword_emulator import Emulator  # noqa: PLC0415
 
     started: list[Any] = []
 

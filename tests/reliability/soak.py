@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--late-events", type=int, default=50)
     parser.add_argument("--api-version", default="v2", choices=["v1", "v2"])
     args = parser.parse_args(argv)
-    from tap_onepassword.emulator import Emulator  # noqa: PLC0415
+    from onepassword_emulator import Emulator  # noqa: PLC0415
 
     started: list[Any] = []
 

@@ -74,7 +74,7 @@ def test_cursors_rejected_twice_in_one_run_lose_nothing(
     """The API rejects cursors (secret rotated, cursor expired) twice during one long backfill:
     each time the tap reads again from its last event minus the lookback, and the run ends
     with every event, not with an error after the second time."""
-    from tap_onepassword.emulator import AccountSpec  # noqa: PLC0415
+    from onepassword_emulator import AccountSpec  # noqa: PLC0415
 
     emu = emulator_factory(
         seed=4, events=400, accounts=[AccountSpec("solo", features=("signinattempts",))]

@@ -66,7 +66,13 @@ def test_sigterm_while_the_target_is_slow_leaves_whole_lines_and_a_usable_state(
             stderr=subprocess.PIPE,
             env=subprocess_env(warp=False),
         )
-        time.sleep(delays.uniform(0.8, 1.6))  # nobody reads: the pipe fills, the tap blocks
+        # Once the tap reads events (its start-up takes seconds on a busy machine), nobody
+        # reads its output: the pipe fills and the tap blocks writing.
+        emu.clear_requests()
+        deadline = time.monotonic() + 60
+        while not any(r.method == "POST" for r in emu.requests) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(delays.uniform(0.4, 1.0))
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
         stdout, stderr = out.decode(), err.decode()

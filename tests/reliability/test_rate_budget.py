@@ -159,7 +159,7 @@ def run_against_emulator(
     **settings: Any,
 ) -> tuple[Any, Any]:
     """One account, pages of one event: many requests on one token."""
-    from tap_onepassword.emulator import AccountSpec  # noqa: PLC0415
+    from onepassword_emulator import AccountSpec  # noqa: PLC0415
 
     emu = emulator_factory(seed=7, events=events, accounts=[AccountSpec("solo", features=features)])
     config = {

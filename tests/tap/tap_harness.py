@@ -23,7 +23,7 @@ from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 TAP = Path(sys.executable).with_name("tap-onepassword")
 FEATURE_OF = {

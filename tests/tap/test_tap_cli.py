@@ -19,7 +19,7 @@ from tap_harness import (
     tap_config,
 )
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 
 if TYPE_CHECKING:
     from pathlib import Path

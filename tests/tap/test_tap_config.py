@@ -15,7 +15,7 @@ from tap_onepassword.tap import TapOnePassword
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 TOKEN = make_token()
 OTHER = make_token({"jti": "other"})

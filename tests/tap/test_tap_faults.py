@@ -13,7 +13,7 @@ from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.timestamps import parse_timestamp
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 PAGE = 100
 

@@ -13,7 +13,7 @@ from tap_onepassword.ratebudget import RateBudget
 if TYPE_CHECKING:
     import pytest
 
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 
 class FakeClock:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from singer_sdk.testing import get_tap_test_class
 
-from tap_onepassword.emulator import Emulator
+from onepassword_emulator import Emulator
 from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:

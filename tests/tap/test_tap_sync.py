@@ -23,7 +23,7 @@ from tap_onepassword.timestamps import normalise_timestamp
 if TYPE_CHECKING:
     import pytest
 
-    from tap_onepassword.emulator import Emulator
+    from onepassword_emulator import Emulator
 
 PAGE = 100  # 250 events per stream -> pages of 100, 100, 50
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from tap_harness import partition, run_cli, run_tap, selecting, tap_config
 
-from tap_onepassword.emulator import Emulator
-from tap_onepassword.emulator.rfc3339 import parse_ns
+from onepassword_emulator import Emulator
+from onepassword_emulator.rfc3339 import parse_ns
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp

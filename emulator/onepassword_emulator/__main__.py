@@ -13,8 +13,8 @@ import sys
 import threading
 from typing import NoReturn
 
-from tap_onepassword.emulator.emulator import Emulator
-from tap_onepassword.emulator.service import ERROR_STYLES
+from onepassword_emulator.emulator import Emulator
+from onepassword_emulator.service import ERROR_STYLES
 
 
 class _OneLineParser(argparse.ArgumentParser):

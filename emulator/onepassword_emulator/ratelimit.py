@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from tap_onepassword.emulator.clock import NANOS_PER_SECOND, Clock
+from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
 
 MINUTE_NS = 60 * NANOS_PER_SECOND
 HOUR_NS = 3600 * NANOS_PER_SECOND

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from tap_onepassword.emulator.clock import NANOS_PER_SECOND
-from tap_onepassword.emulator.rfc3339 import TimestampError, format_ns, parse_ns
-from tap_onepassword.emulator.store import CursorRejected
+from onepassword_emulator.clock import NANOS_PER_SECOND
+from onepassword_emulator.rfc3339 import TimestampError, format_ns, parse_ns
+from onepassword_emulator.store import CursorRejected
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator.store import CursorCodec, EventStream
+    from onepassword_emulator.store import CursorCodec, EventStream
 
 V3_ROUTE = "/api/v3/auditevents"
 V3_FEATURE = "auditevents"

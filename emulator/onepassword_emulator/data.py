@@ -22,7 +22,7 @@ import random
 from array import array
 from dataclasses import dataclass
 
-from tap_onepassword.emulator.rfc3339 import NANOS_PER_SECOND, format_ns
+from onepassword_emulator.rfc3339 import NANOS_PER_SECOND, format_ns
 
 _MASK64 = (1 << 64) - 1
 DAY_NS = 86_400 * NANOS_PER_SECOND

@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from tap_onepassword.emulator.rfc3339 import TimestampError
-from tap_onepassword.emulator.service import NOT_FOUND_BODY, ApiResponse, route_of
+from onepassword_emulator.rfc3339 import TimestampError
+from onepassword_emulator.service import NOT_FOUND_BODY, ApiResponse, route_of
 
 if sys.version_info >= (3, 12):
     from typing import override
@@ -31,7 +31,7 @@ else:
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from tap_onepassword.emulator.emulator import Emulator
+    from onepassword_emulator.emulator import Emulator
 
 CONTROL_PREFIX = "/_emulator/"
 

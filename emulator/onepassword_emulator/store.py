@@ -20,10 +20,10 @@ from array import array
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
 
-from tap_onepassword.emulator.data import mix64
+from onepassword_emulator.data import mix64
 
 if TYPE_CHECKING:
-    from tap_onepassword.emulator.data import StreamRenderer
+    from onepassword_emulator.data import StreamRenderer
 
 _BLOCK = 256
 """Positions per block of the prefix-maximum index used to skip old events quickly."""

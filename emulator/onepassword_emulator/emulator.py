@@ -16,9 +16,10 @@ from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tap_onepassword.emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
-from tap_onepassword.emulator.clock import NANOS_PER_SECOND, Clock
-from tap_onepassword.emulator.data import (
+from onepassword_emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
+from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
+from onepassword_emulator.credentials import FEATURES, TokenAuthority
+from onepassword_emulator.data import (
     AccountProfile,
     StreamRenderer,
     derive_key,
@@ -26,26 +27,25 @@ from tap_onepassword.emulator.data import (
     initial_timestamps,
     truncate_precision,
 )
-from tap_onepassword.emulator.faults import Fault, FaultPlan
-from tap_onepassword.emulator.ratelimit import RateLimiter
-from tap_onepassword.emulator.rfc3339 import format_ns, parse_ns
-from tap_onepassword.emulator.server import (
+from onepassword_emulator.faults import Fault, FaultPlan
+from onepassword_emulator.ratelimit import RateLimiter
+from onepassword_emulator.rfc3339 import format_ns, parse_ns
+from onepassword_emulator.server import (
     CONTROL_PREFIX,
     ControlError,
     RequestRecord,
     start_server,
 )
-from tap_onepassword.emulator.service import ERROR_STYLES, EventsService, ServiceSettings
-from tap_onepassword.emulator.store import CursorCodec, EventStream
-from tap_onepassword.emulator.tokens import FEATURES, TokenAuthority
-from tap_onepassword.emulator.v3 import V3_FEATURE, render_position
+from onepassword_emulator.service import ERROR_STYLES, EventsService, ServiceSettings
+from onepassword_emulator.store import CursorCodec, EventStream
+from onepassword_emulator.v3 import V3_FEATURE, render_position
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
 
-    from tap_onepassword.emulator.server import EmulatorHTTPServer
+    from onepassword_emulator.server import EmulatorHTTPServer
 
 REQUEST_LOG_SIZE = 100_000
 """The request log keeps the most recent requests only, so a long-running demo stays small."""

@@ -12,11 +12,11 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from tap_onepassword.emulator.clock import NANOS_PER_SECOND, Clock
-from tap_onepassword.emulator.rfc3339 import TimestampError, format_ns, parse_ns
-from tap_onepassword.emulator.store import CursorCodec, CursorRejected, CursorState
-from tap_onepassword.emulator.tokens import TokenError
-from tap_onepassword.emulator.v3 import (
+from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
+from onepassword_emulator.credentials import TokenError
+from onepassword_emulator.rfc3339 import TimestampError, format_ns, parse_ns
+from onepassword_emulator.store import CursorCodec, CursorRejected, CursorState
+from onepassword_emulator.v3 import (
     V3_FEATURE,
     V3_ROUTE,
     V3RequestError,
@@ -27,10 +27,10 @@ from tap_onepassword.emulator.v3 import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tap_onepassword.emulator.accounts import Account
-    from tap_onepassword.emulator.ratelimit import RateLimiter
-    from tap_onepassword.emulator.store import EventStream
-    from tap_onepassword.emulator.tokens import TokenAuthority, TokenClaims
+    from onepassword_emulator.accounts import Account
+    from onepassword_emulator.credentials import TokenAuthority, TokenClaims
+    from onepassword_emulator.ratelimit import RateLimiter
+    from onepassword_emulator.store import EventStream
 
 RETENTION_DAYS = 120
 """The API serves only events from the last 120 days."""

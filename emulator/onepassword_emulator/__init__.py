@@ -9,7 +9,7 @@ with the plain text ``404 page not found``.
 
 Python API::
 
-    from tap_onepassword.emulator import AccountSpec, Emulator
+    from onepassword_emulator import AccountSpec, Emulator
 
     with Emulator(seed=1, events=1000) as emu:         # serves on a free port of 127.0.0.1
         emu.base_url                                    # "http://127.0.0.1:PORT"
@@ -83,8 +83,8 @@ restarts with the same seed; cursors are signed with a per-process secret, so th
 
 from __future__ import annotations
 
-from tap_onepassword.emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
-from tap_onepassword.emulator.emulator import Emulator
-from tap_onepassword.emulator.server import RequestRecord
+from onepassword_emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
+from onepassword_emulator.emulator import Emulator
+from onepassword_emulator.server import RequestRecord
 
 __all__ = ["DEFAULT_ACCOUNTS", "Account", "AccountSpec", "Emulator", "RequestRecord"]
