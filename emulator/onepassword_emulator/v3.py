@@ -45,38 +45,75 @@ _TOKEN_KIND = "v3/auditevents"  # noqa: S105 - what a page token continues, not 
 
 # v1 object_type -> (v3 target, attribute the object implies or None)
 _TARGETS: dict[str, tuple[str, str | None]] = {
-    "account": ("account", None), "user": ("user", None), "vault": ("vault", None),
-    "group": ("group", None), "item": ("item", None), "items": ("item", None),
-    "invite": ("invitation", None), "device": ("device", None), "sa": ("service-account", None),
-    "satoken": ("service-account", "token"), "sso": ("sso", None),
-    "template": ("custom-email-template", None), "file": ("file", None),
-    "cred": ("integration", "credential"), "report": ("report", None),
-    "ec": ("emergency-kit", None), "card": ("billing", "card"), "sub": ("billing", "subscription"),
-    "mngdacc": ("account", "linked-account"), "slackapp": ("integration", "slack-app"),
-    "famchild": ("account", "linked-family-account"), "gva": ("vault", "group-access"),
-    "uva": ("vault", "user-access"), "gm": ("group", "membership"), "pm": ("account", "permission"),
-    "itemhist": ("item", "history"), "vaultkey": ("vault", "key"),
-    "dlgdsess": ("session", "delegation"), "miguser": ("user", "migration"),
+    "account": ("account", None),
+    "user": ("user", None),
+    "vault": ("vault", None),
+    "group": ("group", None),
+    "item": ("item", None),
+    "items": ("item", None),
+    "invite": ("invitation", None),
+    "device": ("device", None),
+    "sa": ("service-account", None),
+    "satoken": ("service-account", "token"),
+    "sso": ("sso", None),
+    "template": ("custom-email-template", None),
+    "file": ("file", None),
+    "cred": ("integration", "credential"),
+    "report": ("report", None),
+    "ec": ("emergency-kit", None),
+    "card": ("billing", "card"),
+    "sub": ("billing", "subscription"),
+    "mngdacc": ("account", "linked-account"),
+    "slackapp": ("integration", "slack-app"),
+    "famchild": ("account", "linked-family-account"),
+    "gva": ("vault", "group-access"),
+    "uva": ("vault", "user-access"),
+    "gm": ("group", "membership"),
+    "pm": ("account", "permission"),
+    "itemhist": ("item", "history"),
+    "vaultkey": ("vault", "key"),
+    "dlgdsess": ("session", "delegation"),
+    "miguser": ("user", "migration"),
     "ssotkn": ("sso", "token"),
 }
 # v1 action -> (attribute it names or None, verb)
 _VERBS: dict[str, tuple[str | None, str]] = {
-    "changenm": ("name", "update"), "changemp": ("master-password", "change"),
-    "changesk": ("secret-key", "change"), "changeks": ("keyset", "change"),
-    "changela": ("language", "change"), "enblmfa": ("mfa", "enable"),
-    "disblmfa": ("mfa", "disable"), "updatmfa": ("mfa", "update"), "enblduo": ("duo", "enable"),
-    "disblduo": ("duo", "disable"), "updatduo": ("duo", "update"),
-    "updatfw": ("firewall-rules", "update"), "vrfydmn": ("verified-domain", "verify"),
-    "uvrfydmn": ("verified-domain", "unverify"), "dvrfydmn": ("verified-domain", "delete"),
-    "join": (None, "add"), "leave": (None, "remove"), "role": ("role", "update"),
-    "trename": (None, "rename"), "trevoke": (None, "revoke"), "tverify": (None, "verify"),
-    "begin": ("recovery", "begin"), "beginr": ("recovery", "begin"),
-    "complete": ("recovery", "complete"), "completr": ("recovery", "complete"),
-    "cancelr": ("recovery", "cancel"), "updatea": ("attributes", "update"),
-    "prsndall": (None, "resend-all"), "sendts": ("travel-mode", "send"),
-    "resendts": ("travel-mode", "resend"), "trvlaway": ("travel-mode", "enable"),
-    "trvlback": ("travel-mode", "disable"), "addgsso": ("group", "add"),
-    "delgsso": ("group", "remove"), "enblsso": (None, "enable"), "disblsso": (None, "disable"),
+    "changenm": ("name", "update"),
+    "changemp": ("master-password", "change"),
+    "changesk": ("secret-key", "change"),
+    "changeks": ("keyset", "change"),
+    "changela": ("language", "change"),
+    "enblmfa": ("mfa", "enable"),
+    "disblmfa": ("mfa", "disable"),
+    "updatmfa": ("mfa", "update"),
+    "enblduo": ("duo", "enable"),
+    "disblduo": ("duo", "disable"),
+    "updatduo": ("duo", "update"),
+    "updatfw": ("firewall-rules", "update"),
+    "vrfydmn": ("verified-domain", "verify"),
+    "uvrfydmn": ("verified-domain", "unverify"),
+    "dvrfydmn": ("verified-domain", "delete"),
+    "join": (None, "add"),
+    "leave": (None, "remove"),
+    "role": ("role", "update"),
+    "trename": (None, "rename"),
+    "trevoke": (None, "revoke"),
+    "tverify": (None, "verify"),
+    "begin": ("recovery", "begin"),
+    "beginr": ("recovery", "begin"),
+    "complete": ("recovery", "complete"),
+    "completr": ("recovery", "complete"),
+    "cancelr": ("recovery", "cancel"),
+    "updatea": ("attributes", "update"),
+    "prsndall": (None, "resend-all"),
+    "sendts": ("travel-mode", "send"),
+    "resendts": ("travel-mode", "resend"),
+    "trvlaway": ("travel-mode", "enable"),
+    "trvlback": ("travel-mode", "disable"),
+    "addgsso": ("group", "add"),
+    "delgsso": ("group", "remove"),
+    "enblsso": (None, "enable"),
+    "disblsso": (None, "disable"),
 }
 
 
@@ -209,8 +246,8 @@ def parse_query(  # noqa: PLR0913 - the request and what it is read against
 
     """
     params = parse_qs(query, keep_blank_values=True)
-    size_name, token_name = ("page_size", "next_page_token") if legacy else (
-        "max_page_size", "page_token"
+    size_name, token_name = (
+        ("page_size", "next_page_token") if legacy else ("max_page_size", "page_token")
     )
     known = {size_name, token_name, "start_time", "end_time"}
     unknown = sorted(set(params) - known)
@@ -246,8 +283,11 @@ def _from_token(token: str, account: str, codec: CursorCodec, size: int | None) 
         msg = "invalid page token"
         raise V3RequestError(msg) from None
     valid = (
-        kind == _TOKEN_KIND and owner == account and isinstance(position, int)
-        and isinstance(limit, int) and (end_ns is None or isinstance(end_ns, int))
+        kind == _TOKEN_KIND
+        and owner == account
+        and isinstance(position, int)
+        and isinstance(limit, int)
+        and (end_ns is None or isinstance(end_ns, int))
     )
     if not valid:
         msg = "invalid page token"

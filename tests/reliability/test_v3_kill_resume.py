@@ -77,9 +77,12 @@ def test_v3_kills_at_random_points_lose_nothing_and_reread_at_most_a_page(
                 name=f"run{run_no}",
             )
         else:
-            result, killed = run_tap(
-                tmp_path, config, state=state, args=("--catalog", catalog), name=f"run{run_no}"
-            ), False
+            result, killed = (
+                run_tap(
+                    tmp_path, config, state=state, args=("--catalog", catalog), name=f"run{run_no}"
+                ),
+                False,
+            )
         assert killed or result.returncode == 0, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
         received = v3_keys(result.output, committed_only=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from tap_harness import partition, run_cli, run_tap, selecting, tap_config
 
 from onepassword_emulator import Emulator
@@ -16,6 +15,8 @@ from tap_onepassword.timestamps import normalise_timestamp
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 V3 = "audit_events_v3"
 PATH = "/api/v3/auditevents"
@@ -38,9 +39,7 @@ def v3_requests(emu: Emulator, account: str | None = None) -> list[Any]:
     return [r for r in emu.requests if r.path == PATH and account in (None, r.account)]
 
 
-def run_v3(
-    config: dict[str, Any], state: dict[str, Any] | None = None, *streams: str
-) -> Any:
+def run_v3(config: dict[str, Any], state: dict[str, Any] | None = None, *streams: str) -> Any:
     return run_tap(config, state=state, catalog=selecting(config, V3, *streams))
 
 
@@ -69,7 +68,9 @@ def test_records_keep_the_whole_event_beside_typed_columns(emulator: Emulator) -
         assert record["insert_time"] == normalise_timestamp(event["insert_time"])
         assert record["event_time"] == normalise_timestamp(event["timestamp"])
         assert (record["action"], record["action_target"], record["action_verb"]) == (
-            event["action"], target, verb
+            event["action"],
+            target,
+            verb,
         )
         assert record["action_attribute"] == (middle[0] if middle else None)
         assert record["account_uuid"] == emulator.account("globex").account_uuid
@@ -90,7 +91,12 @@ def test_first_request_carries_size_and_window_then_only_page_tokens(
     assert len(rest) == 4  # 60 + 60 + 60 + 60 + 10
     assert all(set(r.params) == {"page_token"} for r in rest)
     entry = partition(result.final_state, V3, "acme")
-    assert set(entry) == {"context", "replication_key", "replication_key_value", "ids_at_insert_time"}
+    assert set(entry) == {
+        "context",
+        "replication_key",
+        "replication_key_value",
+        "ids_at_insert_time",
+    }
     assert entry["replication_key_value"] == result.records[V3][-1]["insert_time"]
 
 
@@ -115,17 +121,26 @@ def test_every_event_once_over_runs_with_new_and_late_events(emulator: Emulator)
 def test_a_run_resumes_inside_an_instant_shared_by_several_events(emulator: Emulator) -> None:
     events = emulator.events("acme", "auditevents", version="v3")
     at = next(  # an instant on a whole second: start_time must be the second before it
-        i for i in range(1, len(events) - 1)
+        i
+        for i in range(1, len(events) - 1)
         if events[i]["insert_time"] == events[i + 1]["insert_time"]
         and parse_ns(events[i]["insert_time"]) % 10**9 == 0
     )
     instant = normalise_timestamp(events[at]["insert_time"])
-    state = {"bookmarks": {V3: {"partitions": [{
-        "context": {"account_name": "acme"},
-        "replication_key": "insert_time",
-        "replication_key_value": instant,
-        "ids_at_insert_time": [events[at]["uuid"]],
-    }]}}}
+    state = {
+        "bookmarks": {
+            V3: {
+                "partitions": [
+                    {
+                        "context": {"account_name": "acme"},
+                        "replication_key": "insert_time",
+                        "replication_key_value": instant,
+                        "ids_at_insert_time": [events[at]["uuid"]],
+                    }
+                ]
+            }
+        }
+    }
     result = run_v3(tap_config(emulator, ["acme"], page_size=50), state)
     assert [r["event_id"] for r in result.records[V3]] == [e["uuid"] for e in events[at + 1 :]]
     start = v3_requests(emulator)[0].params["start_time"]
@@ -217,7 +232,7 @@ def test_a_spent_rate_limit_window_holds_the_token_instead_of_meeting_a_429(
     with Emulator(seed=3, events=100, rate_limit_per_minute=3) as emu:
         pauses: list[float] = []
 
-        def pause(budget: RateBudget, seconds: float) -> None:
+        def pause(_budget: RateBudget, seconds: float) -> None:
             pauses.append(seconds)
             emu.reset_rate_limits()  # the window frees while the token waits
 
