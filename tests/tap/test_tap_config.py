@@ -139,7 +139,7 @@ def test_accounts_sharing_a_token_share_one_budget() -> None:
 def test_discovery_needs_no_valid_config() -> None:
     tap = TapOnePassword(config={}, validate_config=False)
     assert sorted(tap.streams) == [
-        "audit_events", "introspection", "item_usages", "sign_in_attempts"
+        "audit_events", "audit_events_v3", "introspection", "item_usages", "sign_in_attempts"
     ]
 
 
