@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tap_onepassword.tap import TapOnePassword
+from tap_onepassword.cli import main
 
-TapOnePassword.cli()
+main()

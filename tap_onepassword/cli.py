@@ -2,6 +2,7 @@
 
 A tap runs unattended; when it cannot go on, the operator should read one sentence saying
 what is wrong and what to do, not a traceback (which could also carry values it should not).
+`--test` checks each account in plain words: its token, and one page of each stream it may read.
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import click
 import requests
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 from singer_sdk.plugin_base import SingerCommand
+from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
 from tap_onepassword.errors import TapOnePasswordError, redact_secrets
+from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
     import logging
+
+    from tap_onepassword.events import EventStream
+    from tap_onepassword.settings import Account
 
 PREFIX = "tap-onepassword: error:"
 
@@ -208,3 +214,93 @@ class OnePasswordCommand(SingerCommand):
                 f"unexpected {type(exc).__name__}: {str(exc)[:300]} (run with LOGLEVEL=DEBUG "
                 "for details)"
             )
+
+
+def check_accounts(tap: TapOnePassword) -> bool:
+    """`--test`: introspect each account and read one page of each permitted stream.
+
+    Prints what works and what does not, in plain words.
+
+    Args:
+        tap: The tap, its settings checked.
+
+    Returns:
+        True when every account works.
+
+    """
+    working = True
+    for account in tap.settings.accounts:
+        try:
+            access = tap.run.introspect(account)
+        except TapOnePasswordError as exc:
+            click.echo(f"account '{account.name}': FAILED: {exc}")
+            working = False
+            continue
+        features = ", ".join(access["features"]) or "none"
+        click.echo(
+            f"account '{account.name}' at {account.base_url}: token accepted "
+            f"(integration {access.get('uuid')}, issued {access.get('issued_at')}); "
+            f"features: {features}"
+        )
+        for stream in tap.event_streams:
+            working = _check_stream(stream, account, access) and working
+    click.echo("all accounts work" if working else "some checks FAILED (see above)")
+    return working
+
+
+def _check_stream(stream: EventStream, account: Account, access: dict[str, Any]) -> bool:
+    if stream.feature not in access["features"]:
+        click.echo(f"  {stream.name}: skipped, the token lacks the '{stream.feature}' feature")
+        return True
+    body = {**stream.reset_body({}), "limit": 1}
+    context = {"account_name": account.name}
+    try:
+        page = next(iter(stream.request_pages(context, body)))
+    except TapOnePasswordError as exc:
+        click.echo(f"  {stream.name}: FAILED: {exc}")
+        return False
+    found = "events found" if page.items else f"no events since {body['start_time']}"
+    click.echo(f"  {stream.name}: OK, reading works ({found})")
+    return True
+
+
+def run_test(ctx: click.Context, param: click.Parameter, value: str) -> None:
+    """`--test` (all): check the accounts; the SDK's other test modes as the SDK runs them.
+
+    Args:
+        ctx: The click context (its `config` parameter parsed).
+        param: The `--test` option.
+        value: The test mode.
+
+    """
+    if value != CliTestOptionValue.All.value:
+        TapOnePassword.cb_test(ctx, param, value)  # type: ignore[arg-type]
+        return
+    config = ctx.params["config"]
+    tap = TapOnePassword(
+        config=config.config, parse_env_config=config.parse_env, validate_config=True
+    )
+    ctx.exit(0 if check_accounts(tap) else 1)
+
+
+def command() -> OnePasswordCommand:
+    """Build the `tap-onepassword` command: the SDK's, with one-line failures and our `--test`.
+
+    Returns:
+        The command.
+
+    """
+    wrapped = OnePasswordCommand.wrapping(
+        TapOnePassword.cli,
+        logger=TapOnePassword.logger,
+        settings_schema=TapOnePassword.config_jsonschema,
+    )
+    for param in wrapped.params:
+        if param.name == "test":
+            param.callback = run_test
+    return wrapped
+
+
+def main() -> None:
+    """Run `tap-onepassword` with the process's arguments."""
+    command()()

@@ -1,56 +1,32 @@
 """Singer output with the least work per record, byte for byte what the SDK would write.
 
-A profile of a plain SDK run of this tap puts most of its CPU per record in work the tap does
-not need: conforming values that are already JSON types (see `EventStream`), pruning
-properties when every property is selected, a `RecordMessage` object per record, a bookmark
-lookup per record that the tap overwrites after each page anyway, and one `write` plus `flush`
-system call per message.
-
 `SingerOutput`, the tap's message writer, encodes with the SDK's own msgspec encoder into one
 buffer and hands it to stdout whenever a message other than RECORD goes out (the STATE after
-each page, SCHEMA) or the buffer passes 256 KiB. Records therefore never reach a target after
-the STATE that covers them, and a crash loses only records no STATE had committed yet.
+each page, SCHEMA) or the buffer passes 256 KiB, instead of one `write` plus `flush` per
+message. Records therefore never reach a target after the STATE that covers them, and a crash
+loses only records no STATE had committed yet. A record may come already encoded
+(`EncodedRecord`, made by read-ahead's workers with `encode_record_into`); its line is then
+copied, not encoded.
 
-`LeanRecordOutput`, mixed into the tap's streams, writes a record straight into that buffer
-when nothing on the SDK's path could change it (every property selected, no stream map or
-flattening, no type conformance) and leaves everything else to the SDK. On that path a record
-may also come already encoded (`EncodedRecord`: read-ahead's workers encode records while the
-SDK side waits on the network); its line is then copied, not encoded. The records between two
-STATE messages, that is one page, share one `time_extracted` (the SDK reads the clock per
-record). It also defers the SDK's per-record bookmark update to the next moment state is
-written or finalised: for a stream that is sorted and not checked, the SDK simply keeps the
-latest record's value, so only the last record before each write matters. And without child
-streams, it skips the child-context work the SDK does per record.
-
-`StateOutput` replaces the SDK's STATE writer (`Tap._state_writer`) with one that keeps its
-copy of the last state by a msgspec round trip instead of `copy.deepcopy`.
-
-These overrides touch private SDK members (`Stream._write_record_message`,
-`Stream._increment_stream_state`, `Stream._write_state_message`, `Stream._finalize_state`,
-`Stream._process_record`, `Stream._stream_version`, `Stream._tap`, `Tap._state_writer`);
-the SDK is pinned (`singer-sdk~=0.54.9`) and `tests/perf/test_sdk_private_members.py` fails
-loudly if any of them moves or changes meaning.
+`StateOutput` writes STATE messages as the SDK's writer does, keeping its copy of the last
+state by a msgspec round trip instead of `copy.deepcopy`. `fastpath.py` puts both in place.
 """
 
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from singer_sdk import Stream
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from typing_extensions import override
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
-    from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.helpers.types import Record
     from singer_sdk.singerlib.encoding.base import GenericSingerWriter
     from singer_sdk.singerlib.encoding.simple import Message
 
@@ -207,7 +183,7 @@ class EncodedRecord(dict[str, Any]):
     """A record whose JSON is already made (`json`, by `encode_record_into`).
 
     As a dict it holds only what the SDK reads of a record on its way out: the replication key
-    and the partition's keys. Only `LeanRecordOutput` may write it, and only when it takes the
+    and the partition's keys. Only `FastPathStream` may write it, and only when it takes the
     lean path (it writes `json`); anything else would write the stub, so it refuses.
     """
 
@@ -276,141 +252,3 @@ def _record_frame(
         msg = "a RECORD message without a record"
         raise RuntimeError(msg)
     return before + b'"record":', after
-
-
-class LeanRecordOutput(Stream):
-    """Stream mix-in: the SDK's record and bookmark bookkeeping without per-record waste.
-
-    Subclasses keep the SDK's behaviour wherever the shortcut's conditions do not hold, and
-    `LEAN_OUTPUT = False` turns the shortcut off entirely (the tests compare both paths).
-    """
-
-    LEAN_OUTPUT: ClassVar[bool] = True
-    """Write records through `SingerOutput.write_record` when nothing would change them."""
-
-    _unsettled_bookmark: tuple[Record, Context | None] | None = None
-    _extracted_at: datetime | None = None
-
-    @cached_property
-    def _lean_writer(self) -> SingerOutput | None:
-        """The writer, when a record may skip the SDK's per-record steps; else None.
-
-        Decided once per run: selection, stream maps and conformance do not change while
-        streams sync. Not with batch files or child streams: records then go elsewhere
-        than `_write_record_message`, whole.
-        """
-        writer = self._tap.message_writer
-        if not isinstance(writer, SingerOutput):
-            return None
-        maps = self.stream_maps
-        lean = (
-            self.LEAN_OUTPUT
-            and self.get_batch_config(self.config) is None
-            and not self.child_streams
-            and self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
-            and all(self.mask.values())
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-            and maps[0].stream_alias == self.name
-        )
-        return writer if lean else None
-
-    @property
-    def writes_records_unchanged(self) -> bool:
-        """Whether records go out exactly as the stream yields them (the lean path).
-
-        Then a stream may yield `EncodedRecord`s. Decided once per run, on first use: ask on
-        the main thread before other threads rely on it.
-        """
-        return self._lean_writer is not None
-
-    @cached_property
-    def _deferred_bookmark_key(self) -> str | None:
-        """The replication key, when the SDK keeps only the latest record's value for it.
-
-        That is a sorted, unchecked stream without custom state partitioning; else None.
-        """
-        defer = (
-            self.LEAN_OUTPUT
-            and self.is_sorted
-            and not self.check_sorted
-            and self.state_partitioning_keys is None
-        )
-        return self.replication_key if defer else None
-
-    @override
-    def _write_record_message(self, record: Record) -> None:
-        writer = self._lean_writer
-        if writer is None:
-            if type(record) is EncodedRecord:
-                msg = f"{self.name}: an encoded record reached the SDK's record writer"
-                raise RuntimeError(msg)
-            super()._write_record_message(record)
-            return
-        # The SDK's path would prune nothing, conform nothing and map nothing: the same line.
-        # The records between two STATE messages (a page) share one extraction time, and the
-        # first of them marks state as not flushed (only a state write sets it back).
-        extracted_at = self._extracted_at
-        if extracted_at is None:
-            extracted_at = self._extracted_at = datetime.now(timezone.utc)
-            self.state_manager.is_flushed = False
-        if type(record) is EncodedRecord:
-            writer.write_encoded(self.name, record.json, self._stream_version, extracted_at)
-        else:
-            writer.write_record(self.name, record, self._stream_version, extracted_at)
-
-    @override
-    def _increment_stream_state(
-        self, latest_record: Record, *, context: Context | None = None
-    ) -> None:
-        key = self._deferred_bookmark_key
-        if key is not None and latest_record.get(key) is not None:
-            self._unsettled_bookmark = (latest_record, context)
-            return
-        self.settle_bookmark()
-        super()._increment_stream_state(latest_record, context=context)
-
-    def settle_bookmark(self) -> None:
-        """Apply the deferred bookmark update, as the SDK would have after the last record.
-
-        Call before reading or changing the partition's bookmark outside the SDK.
-        """
-        pending = self._unsettled_bookmark
-        if pending is not None:
-            self._unsettled_bookmark = None
-            super()._increment_stream_state(pending[0], context=pending[1])
-
-    @override
-    def _write_state_message(self) -> None:
-        self.settle_bookmark()
-        self._extracted_at = None
-        super()._write_state_message()
-        # Also after a STATE the SDK left out as unchanged: the stream may be done, and its
-        # records must not wait for another stream's STATE.
-        writer = self._tap.message_writer
-        if isinstance(writer, SingerOutput):
-            writer.flush()
-
-    @override
-    def _process_record(
-        self,
-        record: Record,
-        child_context: Context | None = None,
-        partition_context: Context | None = None,
-    ) -> None:
-        if self.child_streams:
-            super()._process_record(record, child_context, partition_context)
-            return
-        if type(record) is EncodedRecord:
-            return  # made with the partition's keys
-        # Without child streams the SDK would build and copy a child context per record only
-        # to find nobody to sync with it; what remains is adding the partition's keys.
-        for key, value in (partition_context or {}).items():
-            if key not in record:
-                record[key] = value
-
-    @override
-    def _finalize_state(self, state: dict[str, Any] | None = None) -> None:
-        self.settle_bookmark()
-        super()._finalize_state(state)

@@ -7,10 +7,7 @@ fetched on any thread.
 
 from __future__ import annotations
 
-import email.utils
-import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -27,10 +24,6 @@ if TYPE_CHECKING:
 
 RequestBody = dict[str, Any]
 """A JSON request body: `{"cursor": ...}` to continue, or `{"limit", "start_time", ...}`."""
-
-MAX_RETRY_AFTER = 3600.0
-"""The longest `Retry-After` honoured: the API's longest rate window (one hour)."""
-
 
 class Page(msgspec.Struct, frozen=True):
     """One response of a data endpoint."""
@@ -102,12 +95,12 @@ class PreparedPage:
     """A page whose events are already records, encoded as the JSON their RECORD lines hold.
 
     Read-ahead prepares the pages of a stream whose records reach the output unchanged (see
-    `output.LeanRecordOutput`): a worker parses, shapes and encodes them while the SDK side
+    `fastpath.FastPathStream`): a worker parses, shapes and encodes them while the SDK side
     waits on the network, and when the page's turn comes the SDK side only copies the JSON.
     The records' JSON is one block of bytes, about the size of the page's text: nothing for
     the garbage collector to walk, and one allocation to free rather than a thousand blocks of
     some 700 bytes each (too large for Python's small-object allocator: from the C heap).
-    `EventStream.prepare_page` makes one.
+    `EventRecords.prepare` makes one.
     """
 
     cursor: str
@@ -257,7 +250,7 @@ DecodedT = TypeVar("DecodedT")
 
 
 class _Decoder(Protocol[DecodedT_co]):
-    """What `_decode` needs of a decoder: msgspec's, or the UTF-8 check."""
+    """What `decode_json` needs of a decoder: msgspec's, or the UTF-8 check."""
 
     def decode(self, body: bytes, /) -> DecodedT_co: ...
 
@@ -302,79 +295,6 @@ def decode_json(decoder: _Decoder[DecodedT], body: bytes, expected: str) -> Deco
 
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Read `Retry-After` as seconds (a number or an HTTP date); None when absent or unreadable.
-
-    Args:
-        response: A 429 response.
-
-    Returns:
-        Seconds to wait, from 0 to `MAX_RETRY_AFTER`.
-
-    """
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    # A server (or a proxy in front of it) may ask for anything; no wait the API can mean is
-    # longer than its hour window, and an unbounded one would stall the run for good.
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def rate_limit_pause(response: requests.Response) -> float | None:
-    """Read the `RateLimit-*` headers (v3): how long to hold the token when its window is spent.
-
-    Header names are case-insensitive; values are read leniently: a number, or the first
-    number of a structured value (`100;w=60`); anything unreadable is ignored. `Reset` is
-    seconds until the window frees (an epoch time, which some servers send, is turned into
-    seconds from now).
-
-    Args:
-        response: Any response.
-
-    Returns:
-        Seconds to pause (0 to `MAX_RETRY_AFTER`) when `RateLimit-Remaining` is 0 and a reset
-        is given; None otherwise.
-
-    """
-    remaining = _header_number(response, "RateLimit-Remaining")
-    if remaining is None or remaining > 0:
-        return None
-    reset = _header_number(response, "RateLimit-Reset")
-    if reset is None:
-        return None
-    if reset > _EPOCH_THRESHOLD:
-        reset -= datetime.now(timezone.utc).timestamp()
-    return min(max(reset, 0.0), MAX_RETRY_AFTER)
-
-
-_EPOCH_THRESHOLD = 1_000_000_000.0
-"""A reset this large is an epoch time, not seconds (2001 onwards)."""
-
-
-def _header_number(response: requests.Response, name: str) -> float | None:
-    value = response.headers.get(name)
-    if not value:
-        return None
-    head = value.split(",")[0].split(";")[0].strip().strip('"')
-    try:
-        number = float(head)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None], Generic[PageT]):

@@ -8,7 +8,7 @@ a second, and every other partition waits its turn. When the first event partiti
 through the same network side (`EventStream.request_pages_ahead`: the token's request budget,
 retries, the same checks of each body), and hands each partition's pages to the SDK side in
 order when its turn comes. The requests, the pages, and so the records and state written are
-those of a sequential run; only their timing changes (`tests/perf/test_readahead.py`).
+those of a sequential run; only their timing changes.
 
 The workers also do most of the CPU work per record while the SDK side waits on the network:
 when records go out unchanged (the usual case), a worker shapes and encodes each page's
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
-    from tap_onepassword.client import EventStream
+    from tap_onepassword.events import EventStream
     from tap_onepassword.pages import RequestBody
 
 CURRENT_PAGES: Final = 4

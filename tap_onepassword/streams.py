@@ -1,44 +1,23 @@
-"""The tap's streams: three event endpoints, the v3 audit events beta, the token introspection."""
+"""The tap's streams: three event endpoints, the token introspection, the opt-in v3 beta."""
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime, timezone
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any
 
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.pagination import SinglePagePaginator
-from singer_sdk.streams.rest import HTTPRequest, PageContext
 from typing_extensions import override
 
 from tap_onepassword import schemas
-from tap_onepassword.auditv3 import (
-    Boundary,
-    V3Page,
-    decode_v3_page,
-    second_after,
-    second_before,
-    shape_record,
-    start_instant,
-    unknown_fields,
-)
-from tap_onepassword.client import EventStream, OnePasswordStream
-from tap_onepassword.errors import ApiResponseError, PageTokenRejectedError
-from tap_onepassword.pages import RequestBody, decode_object
-from tap_onepassword.progress import Progress
-from tap_onepassword.settings import retention_start
-from tap_onepassword.timestamps import format_timestamp
+from tap_onepassword.api import introspection_path
+from tap_onepassword.auditv3_stream import AuditEventsV3Stream
+from tap_onepassword.events import EventStream, OnePasswordStream
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable, Iterator
+    import logging
+    from collections.abc import Iterable
 
-    import requests
     from singer_sdk.helpers.types import Context
 
     from tap_onepassword.settings import Account
-    from tap_onepassword.tap import TapOnePassword
 
 
 class SignInAttemptsStream(EventStream):
@@ -65,8 +44,15 @@ class AuditEventsStream(EventStream):
     schema = schemas.AUDIT_EVENT.to_dict()
 
 
-V1_INTROSPECTION_KEYS = {"UUID": "uuid", "IssuedAt": "issued_at", "Features": "features"}
-"""The deprecated v1 route answers in PascalCase; records use the v2 names."""
+EVENT_STREAMS: tuple[type[EventStream], ...] = (
+    SignInAttemptsStream,
+    ItemUsagesStream,
+    AuditEventsStream,
+)
+"""Every event stream, in the order the tap lists them: the one list to extend."""
+
+OPT_IN_STREAMS: tuple[type[AuditEventsV3Stream], ...] = (AuditEventsV3Stream,)
+"""Streams read only when selected (`selected_by_default = False`): the v3 beta."""
 
 
 class IntrospectionStream(OnePasswordStream):
@@ -83,313 +69,41 @@ class IntrospectionStream(OnePasswordStream):
     @property
     def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
         """`/api/v2/auth/introspect`, or the deprecated v1 route when `api_version` is v1."""
-        if self.settings.api_version == "v1":
-            return "/api/auth/introspect"
-        return "/api/v2/auth/introspect"
-
-    @override
-    def get_new_paginator(self) -> SinglePagePaginator:
-        return SinglePagePaginator()
-
-    @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        return [decode_object(response.content)]
+        return introspection_path(self.settings.api_version)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        yield dict(self.tap.access(self.account_of(context)))
-
-    def introspect(self, account: Account) -> dict[str, Any]:
-        """Network side: ask the API what the account's token may read.
-
-        Args:
-            account: The account.
-
-        Returns:
-            The introspection record (v2 field names, `account_name` added).
-
-        """
-        context = {"account_name": account.name}
-        request = self.get_http_request(page=PageContext(context, None))
-        answer = self.fetch(account, request, lambda response: decode_object(response.content))
-        record = {V1_INTROSPECTION_KEYS.get(key, key): value for key, value in answer.items()}
-        known = self.schema["properties"]
-        unknown = sorted(key for key in record if key not in known)
-        if unknown:
-            self.logger.warning(
-                "introspection: the API sent field(s) this tap does not know: %s; left out",
-                ", ".join(unknown),
-            )
-        record = {key: value for key, value in record.items() if key in known}
-        features = record.get("features")
-        record["features"] = [str(f) for f in features] if isinstance(features, list) else []
-        record["account_name"] = account.name
-        return record
+        yield dict(self.run.access(self.account_of(context)))
 
 
-V3_PARAMETER_NAMES = {
-    "current": ("max_page_size", "page_token"),
-    "legacy": ("page_size", "next_page_token"),
-}
-"""`v3_parameter_names` -> (page size parameter, page token parameter)."""
+V1_INTROSPECTION_KEYS = {"UUID": "uuid", "IssuedAt": "issued_at", "Features": "features"}
+"""The deprecated v1 route answers in PascalCase; records use the v2 names."""
 
 
-class AuditEventsV3Stream(OnePasswordStream):
-    """Audit events from the v3 beta (`GET /api/v3/auditevents`), polled on insertion time.
+def introspection_record(
+    answer: dict[str, Any], account: Account, logger: logging.Logger
+) -> dict[str, Any]:
+    """Make the API's introspection answer a record of `IntrospectionStream`.
 
-    Opt-in (not selected unless the catalog or Meltano's `select` says so). A run's first
-    request asks from the stored boundary (see `auditv3.Boundary`), later ones follow the
-    answers' page tokens; a page token is never kept across runs. A rejected or expired page
-    token is answered by asking again from the last insertion time emitted.
+    Args:
+        answer: The API's answer, as sent.
+        account: Whose token it describes.
+        logger: Where unknown fields are named.
+
+    Returns:
+        The record (v2 field names, `features` always a list, `account_name` added).
+
     """
-
-    name = "audit_events_v3"
-    feature = "auditevents"
-    path = "/api/v3/auditevents"
-    schema = schemas.AUDIT_EVENT_V3.to_dict()
-    primary_keys = ("account_name", "event_id")
-    replication_key = "insert_time"
-    selected_by_default = False
-    # Records are decoded JSON with every column set by `shape_record`: nothing to conform.
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
-
-    MAX_FALLBACKS: ClassVar[int] = 10
-    """Rejected page tokens answered by asking again, per account and run."""
-
-    def __init__(self, tap: TapOnePassword) -> None:
-        """Create the stream.
-
-        Args:
-            tap: The tap.
-
-        """
-        super().__init__(tap)
-        self._reported_fields: set[str] = set()
-        self._reported_lock = threading.Lock()
-        self.finished: list[Progress] = []
-        """Progress of each account read in this run, for the summary."""
-
-    @property
-    @override
-    def is_sorted(self) -> bool:
-        # The API lists events in insertion order, so the bookmark is plain state.
-        return True
-
-    @property
-    @override
-    def check_sorted(self) -> bool:
-        # Order is the API's promise, not checked per record: the boundary drops re-reads.
-        return False
-
-    @override
-    def get_http_request(self, *, page: PageContext[RequestBody | None]) -> HTTPRequest:
-        request = super().get_http_request(page=page)
-        # Parameters percent-encoded in full (a raw "+" or ":" is not left to the server).
-        query = urlencode(page.next_page_token or {}, quote_via=quote, safe="")
-        request.url = f"{request.url}?{query}" if query else request.url
-        request.params = {}
-        return request
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        status = response.status_code
-        client_error = HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR
-        refused = {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN, HTTPStatus.TOO_MANY_REQUESTS}
-        if client_error and status not in refused and self._sent_page_token(response):
-            raise PageTokenRejectedError(self.response_error_message(response))
-        super().validate_response(response)
-
-    @staticmethod
-    def _sent_page_token(response: requests.Response) -> bool:
-        sent = parse_qs(urlsplit(response.request.url or "").query)
-        return any(name in sent for _, name in V3_PARAMETER_NAMES.values())
-
-    @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        return decode_v3_page(response.content).audit_events
-
-    # Network side -----------------------------------------------------------------------
-
-    def first_query(self, boundary: Boundary) -> RequestBody:
-        """Build the first request's parameters: page size and the insertion-time window.
-
-        Args:
-            boundary: What was emitted last (stored, or earlier in this run).
-
-        Returns:
-            `{max_page_size, start_time[, end_time]}` (or the earlier names).
-
-        """
-        settings = self.settings
-        retention = retention_start(datetime.now(timezone.utc))
-        earliest = retention
-        if boundary.insert_time is None and settings.start_date is not None:
-            earliest = max(settings.start_date, retention)  # start_date bounds the first run
-        size_name, _ = V3_PARAMETER_NAMES[settings.v3_parameter_names]
-        query: RequestBody = {
-            size_name: settings.page_size,
-            "start_time": second_before(start_instant(boundary, earliest)),
-        }
-        if settings.end_date is not None:
-            query["end_time"] = second_after(settings.end_date)
-        return query
-
-    def request_pages(self, context: Context, first: RequestBody) -> Generator[V3Page, None, None]:
-        """Network side: an account's pages, from `first` while an answer carries a page token.
-
-        Args:
-            context: The account's partition context.
-            first: The first request's parameters.
-
-        Yields:
-            Pages, in order.
-
-        """
-        account = self.account_of(context)
-        _, token_name = V3_PARAMETER_NAMES[self.settings.v3_parameter_names]
-        query, previous = first, None
-        while True:
-            request = self.get_http_request(page=PageContext(context, query))
-            page = self.fetch(account, request, lambda response: decode_v3_page(response.content))
-            yield page
-            token = page.next_token
-            if token is None or (token == previous and not page.audit_events):
-                return  # the last page (an empty page repeating its token ends it too)
-            query, previous = {token_name: token}, token
-
-    # SDK side ---------------------------------------------------------------------------
-
-    @override
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        account = self.account_of(context)
-        assert context is not None
-        access = self.tap.access(account)
-        if self.feature not in access["features"]:
-            self.logger.warning(
-                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
-                "Issue a token with that feature to read these events.",
-                self.name,
-                account.name,
-                self.feature,
-                ", ".join(access["features"]) or "none",
-            )
-            return
-        state = self.get_context_state(context)
-        start = self.settings.start_date
-        boundary = Boundary.from_state(state, format_timestamp(start) if start else None)
-        end_bound = self.end_bound
-        done = boundary.insert_time is not None and end_bound is not None
-        if done and boundary.insert_time >= end_bound:  # type: ignore[operator] # both set
-            return  # everything before end_date was emitted
-        progress = Progress(self.logger, self.name, account.name)
-        fallbacks, fallback_from = 0, boundary.insert_time
-        while True:
-            pages = self.request_pages(context, self.first_query(boundary))
-            try:
-                yield from self.emit(context, state, boundary, progress, pages)
-                break
-            except PageTokenRejectedError as rejected:
-                stuck = boundary.insert_time == fallback_from
-                if fallbacks and (stuck or fallbacks >= self.MAX_FALLBACKS):
-                    msg = (
-                        f"{self.name}, account '{account.name}': the API rejected a page token "
-                        f"again before asking from the last insertion time got further "
-                        f"({rejected}); the next run asks again from there"
-                    )
-                    raise ApiResponseError(msg) from None
-                fallbacks += 1
-                fallback_from = boundary.insert_time
-                self.logger.warning(
-                    "%s, account '%s': the API rejected the page token (%s); asking again from "
-                    "the last insertion time emitted (%s), dropping the events already emitted",
-                    self.name,
-                    account.name,
-                    rejected,
-                    boundary.insert_time or "none yet: the run's start",
-                )
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
-
-    def emit(
-        self,
-        context: Context,
-        state: dict[str, Any],
-        boundary: Boundary,
-        progress: Progress,
-        pages: Iterable[V3Page],
-    ) -> Iterator[dict[str, Any]]:
-        """Yield each page's new records, then store the boundary and write STATE.
-
-        A record counts as emitted when the SDK asks for the next one (it wrote this one).
-
-        Args:
-            context: The account's partition context.
-            state: The partition's writable state.
-            boundary: What was emitted last; moved forward here.
-            progress: Counts for progress lines.
-            pages: Pages in API order.
-
-        Yields:
-            Records.
-
-        """
-        account_name = context["account_name"]
-        end_bound = self.end_bound
-        for page in pages:
-            emitted = 0
-            for event in page.audit_events:
-                self.report_unknown_fields(event)
-                record = shape_record(event, account_name, self.name)
-                if end_bound is not None and record["insert_time"] >= end_bound:
-                    continue  # end_date is exclusive (end_time was rounded up to a second)
-                if boundary.emitted(record):
-                    continue
-                yield record
-                boundary.advance(record)
-                emitted += 1
-            self.settle_bookmark()
-            boundary.save(state)
-            self.write_state_now()
-            progress.page_done(emitted, boundary.insert_time)
-
-    def report_unknown_fields(self, event: dict[str, Any]) -> None:
-        """Name, once per run, top-level fields no column is drawn from (kept in `event`).
-
-        Args:
-            event: An event as sent.
-
-        """
-        unknown = unknown_fields(event)
-        if not unknown:
-            return
-        with self._reported_lock:
-            new = sorted(set(unknown) - self._reported_fields)
-            self._reported_fields.update(new)
-        if new:
-            self.logger.warning(
-                "%s: the API sent top-level field(s) this tap has no column for: %s; they are "
-                "kept in the `event` column. The beta may have changed; a newer tap may know "
-                "them.",
-                self.name,
-                ", ".join(new),
-            )
-
-    def write_state_now(self) -> None:
-        """Write a STATE message even if no record was written since the last one."""
-        self.state_manager.is_flushed = False
-        self._write_state_message()
-
-    @property
-    def end_bound(self) -> str | None:
-        """The `end_date` setting as a normalised timestamp (None when unset)."""
-        end = self.settings.end_date
-        return format_timestamp(end) if end else None
-
-    @override
-    def log_sync_costs(self) -> None:
-        if self.finished:
-            self.logger.info(
-                "%s summary: %s",
-                self.name,
-                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
-            )
+    record = {V1_INTROSPECTION_KEYS.get(key, key): value for key, value in answer.items()}
+    known = IntrospectionStream.schema["properties"]
+    unknown = sorted(key for key in record if key not in known)
+    if unknown:
+        logger.warning(
+            "introspection: the API sent field(s) this tap does not know: %s; left out",
+            ", ".join(unknown),
+        )
+    record = {key: value for key, value in record.items() if key in known}
+    features = record.get("features")
+    record["features"] = [str(f) for f in features] if isinstance(features, list) else []
+    record["account_name"] = account.name
+    return record

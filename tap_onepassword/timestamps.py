@@ -122,3 +122,18 @@ def format_timestamp(instant: datetime) -> str:
         f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
         f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}000Z"
     )
+
+
+def rfc3339_floor(instant: datetime) -> str:
+    """Whole seconds, rounded down (an earlier start only re-reads, never skips)."""
+    return instant.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_ceil(instant: datetime) -> str:
+    """Whole seconds, rounded up (the tap drops events at or after end_date itself)."""
+    utc = instant.astimezone(timezone.utc)
+    if utc.microsecond:
+        utc = utc.replace(microsecond=0) + timedelta(seconds=1)
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from onepassword_emulator import Emulator
-from tap_onepassword.client import OnePasswordStream
+from tap_onepassword.api import EventsApiClient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -23,4 +23,4 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry after 10 ms instead of 1 s, doubling, so fault tests stay quick."""
-    monkeypatch.setattr(OnePasswordStream, "RETRY_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(EventsApiClient, "RETRY_BASE_SECONDS", 0.01)

@@ -8,8 +8,9 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from onepassword_emulator import Emulator
-from tap_onepassword.client import EventStream
-from tap_onepassword.tap import TapOnePassword, one_malloc_arena
+from tap_onepassword.events import EventStream
+from tap_onepassword.run import one_malloc_arena
+from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
     import pytest

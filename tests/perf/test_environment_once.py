@@ -47,24 +47,24 @@ def test_proxy_and_bundle_variables_still_apply(
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     token = emulator.account("acme").token
     tap = TapOnePassword(config={"token": token, "base_url": "https://events.example"})
-    stream = tap.event_streams[0]
+    client = tap.run.client
     (account,) = tap.settings.accounts
-    session = stream.session_for(account)
+    session = client.session_for(account)
     assert session.proxies["https"] == "http://proxy.example:3128"
-    assert stream._verify[account.name] == str(bundle)
+    assert client._verify[account.name] == str(bundle)
 
     chosen = tmp_path / "chosen.pem"
     chosen.write_text("-----BEGIN CERTIFICATE-----\n")
     tap = TapOnePassword(
         config={"token": token, "base_url": "https://events.example", "ca_bundle": str(chosen)}
     )
-    stream = tap.event_streams[0]
-    stream.session_for(account)
-    assert stream._verify[account.name] == str(chosen)  # the setting wins
+    client = tap.run.client
+    client.session_for(account)
+    assert client._verify[account.name] == str(chosen)  # the setting wins
 
     monkeypatch.setenv("NO_PROXY", "events.example")
     tap = TapOnePassword(config={"token": token, "base_url": "https://events.example"})
-    assert "https" not in tap.event_streams[0].session_for(account).proxies
+    assert "https" not in tap.run.client.session_for(account).proxies
 
 
 def test_a_netrc_entry_does_not_replace_the_bearer_token(

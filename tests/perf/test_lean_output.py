@@ -17,9 +17,11 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
 
-from tap_onepassword.client import EventStream
-from tap_onepassword.output import LeanRecordOutput, SingerOutput, StateOutput
-from tap_onepassword.tap import EVENT_STREAMS, TapOnePassword
+from tap_onepassword.events import EventStream
+from tap_onepassword.fastpath import FastPathStream
+from tap_onepassword.output import SingerOutput, StateOutput
+from tap_onepassword.streams import EVENT_STREAMS
+from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
@@ -30,7 +32,7 @@ EVENTS = 2 * 3 * 700 + 2 * 700  # acme and globex read 3 streams, initech 2
 
 def use_sdk_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every record through the SDK's own steps: pruning, RECURSIVE conformance, maps."""
-    monkeypatch.setattr(LeanRecordOutput, "LEAN_OUTPUT", False)
+    monkeypatch.setattr(FastPathStream, "LEAN_OUTPUT", False)
     monkeypatch.setattr(EventStream, "TYPE_CONFORMANCE_LEVEL", TypeConformanceLevel.RECURSIVE)
 
 
@@ -157,7 +159,7 @@ def test_recursive_conformance_leaves_real_shaped_payloads_unchanged(version: st
         stream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
         for page in payloads[stream.feature]:
             for item in page["items"]:
-                record = stream.shape_record(copy.deepcopy(item), "default")
+                record = stream.event_records.shape(copy.deepcopy(item), "default")
                 (message,) = stream._generate_record_messages(copy.deepcopy(record))
                 assert message.record == record
                 checked += 1

@@ -13,16 +13,13 @@ import pytest
 import requests
 from perf_harness import config_for, fixed_start, run_tap
 
-from tap_onepassword.client import EventStream
 from tap_onepassword.errors import ApiResponseError
-from tap_onepassword.output import (
-    EncodedRecord,
-    LeanRecordOutput,
-    SingerOutput,
-    encode_record_into,
-)
+from tap_onepassword.events import EventStream
+from tap_onepassword.fastpath import FastPathStream
+from tap_onepassword.output import EncodedRecord, SingerOutput, encode_record_into
 from tap_onepassword.pages import Page, PreparedPage, decode_page
 from tap_onepassword.progress import Progress
+from tap_onepassword.run import SyncRun
 from tap_onepassword.tap import TapOnePassword
 
 if TYPE_CHECKING:
@@ -83,8 +80,8 @@ def test_a_prepared_page_writes_the_record_lines_of_its_parsed_page(
 ) -> None:
     stream = tap_for(emulator, api_version=version).streams[STREAM_OF[feature]]
     assert isinstance(stream, EventStream)
-    prepared = stream.prepare_page(decode_page(body), "default")
-    plain = list(stream.accepted_records(decode_page(body), "default"))
+    prepared = stream.event_records.prepare(decode_page(body), "default")
+    plain = list(stream.event_records.accepted(decode_page(body), "default"))
     assert prepared.error is None
     assert prepared.events == len(decode_page(body).items)
     assert prepared.timestamps == [timestamp for timestamp, _ in plain]
@@ -114,7 +111,7 @@ def test_end_date_and_a_broken_event_end_a_prepared_page_where_emit_ends_its_pag
         {"uuid": "E", "timestamp": "2024-05-03T00:00:00Z"},
     ]
     body = json.dumps({"cursor": "next", "has_more": True, "items": items}).encode()
-    prepared = stream.prepare_page(decode_page(body), "default")
+    prepared = stream.event_records.prepare(decode_page(body), "default")
     assert prepared.timestamps == ["2024-05-31T23:59:59.999999999Z",
                                    "2024-04-30T22:00:00.000000000Z"]
     assert isinstance(prepared.error, ApiResponseError)
@@ -136,7 +133,7 @@ def test_prepared_pages_take_about_the_memory_of_their_text(emulator: Emulator) 
         headers={"Authorization": f"Bearer {account.token}"},
         timeout=10,
     ).content
-    prepared = stream.prepare_page(decode_page(body), "default")
+    prepared = stream.event_records.prepare(decode_page(body), "default")
     assert len(prepared.ends) == 200
     assert 0.8 * len(body) < prepared.held_bytes < 2 * len(body)
 
@@ -144,7 +141,7 @@ def test_prepared_pages_take_about_the_memory_of_their_text(emulator: Emulator) 
 def test_an_encoded_record_never_reaches_the_sdk_record_writer(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(LeanRecordOutput, "LEAN_OUTPUT", False)
+    monkeypatch.setattr(FastPathStream, "LEAN_OUTPUT", False)
     stream = tap_for(emulator).streams["sign_in_attempts"]
     assert not stream.writes_records_unchanged
     record = EncodedRecord(timestamp="2024-05-01T00:00:00.000000000Z", account_name="default")
@@ -184,7 +181,7 @@ def test_batch_files_get_whole_records_with_read_ahead(
         )
 
     ahead = batch_records(run_tap(config("ahead")))
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 0)
+    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 0)
     one_by_one = batch_records(run_tap(config("sequential")))
     assert len(ahead) == 2 * 3 * 700 + 2 * 700 + 3  # and introspection
     assert ahead == one_by_one

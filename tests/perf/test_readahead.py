@@ -16,7 +16,7 @@ from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.output import SingerOutput
 from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
 from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
-from tap_onepassword.tap import TapOnePassword
+from tap_onepassword.run import SyncRun
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -39,7 +39,7 @@ def slow_emulator() -> Iterator[Emulator]:
 
 
 def sequential(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 0)
+    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 0)
 
 
 def pages_asked(requests: list[RequestRecord]) -> dict[tuple[str | None, str], list[Any]]:
@@ -56,12 +56,12 @@ def test_read_ahead_writes_what_a_sequential_run_writes(
 ) -> None:
     # A buffer of 300 KB (some 8 pages of 50 events) for 11 partitions of 6 pages: workers
     # must wait for room, nearest partitions first, while the SDK emits.
-    monkeypatch.setattr(TapOnePassword, "READ_AHEAD_BYTES", 300_000)
+    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 300_000)
     encoded = Counter[bool]()
     real_write_encoded = SingerOutput.write_encoded
 
     def write_encoded(self: SingerOutput, *args: Any) -> None:
-        encoded[TapOnePassword.READ_AHEAD_BYTES > 0] += 1
+        encoded[SyncRun.READ_AHEAD_BYTES > 0] += 1
         real_write_encoded(self, *args)
 
     monkeypatch.setattr(SingerOutput, "write_encoded", write_encoded)

@@ -87,20 +87,3 @@ def test_sigterm_while_the_target_is_slow_leaves_whole_lines_and_a_usable_state(
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         landed = set(output.event_keys_before_last_state()) | set(resumed.output.event_keys())
         assert landed == expected
-
-
-def test_the_sdk_termination_hook_the_tap_overrides_is_still_there() -> None:
-    """`_handle_termination` is a private SDK hook (pinned singer-sdk~=0.54.9); if it moves,
-    the tap's override silently stops guarding the last STATE: fail here, loudly."""
-    import inspect  # noqa: PLC0415
-
-    from singer_sdk import Tap  # noqa: PLC0415
-
-    from tap_onepassword.tap import TapOnePassword  # noqa: PLC0415
-
-    assert list(inspect.signature(Tap._handle_termination).parameters) == [
-        "self",
-        "signum",
-        "frame",
-    ]
-    assert "_handle_termination" in TapOnePassword.__dict__

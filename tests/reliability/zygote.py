@@ -3,7 +3,7 @@
 Why: importing the Singer SDK costs about a second of CPU per process, and the hostile-config
 and hostile-response tests start a hundred short tap runs. This script imports the tap once,
 then for each request read from stdin (one JSON object a line: argv, env, output files) forks a
-child that runs exactly what the console script runs, ``TapOnePassword.cli()`` with that argv,
+child that runs exactly what the console script runs, ``tap_onepassword.cli.main()`` with that argv,
 its stdout and stderr sent to the given files. The parent prints the child's pid, then its exit
 status. An exception that escapes the CLI is printed as Python would print it, so a traceback
 still shows up where a test looks for one.
@@ -27,11 +27,11 @@ def run_child(request: dict[str, object]) -> int:
     os.dup2(stdout_fd, 1)
     os.dup2(stderr_fd, 2)
     sys.argv = ["tap-onepassword", *request["argv"]]  # type: ignore[misc]
-    from tap_onepassword.tap import TapOnePassword  # noqa: PLC0415 - imported before the fork
+    from tap_onepassword.cli import main as tap_main  # noqa: PLC0415 - imported before the fork
 
     code = 0
     try:
-        TapOnePassword.cli()
+        tap_main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - report it exactly as the interpreter would
@@ -44,7 +44,7 @@ def main() -> None:
     """Serve fork requests until stdin closes."""
     import logging  # noqa: PLC0415
 
-    from tap_onepassword.tap import TapOnePassword  # noqa: F401, PLC0415 - the point: import once
+    from tap_onepassword.cli import main  # noqa: F401, PLC0415 - the point: import once
 
     for line in sys.stdin:
         request = json.loads(line)

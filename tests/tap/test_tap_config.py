@@ -119,10 +119,10 @@ def test_ca_bundle_is_what_tls_verifies_against(tmp_path: Path) -> None:
     bundle = tmp_path / "corporate-ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     tap = TapOnePassword(config={"token": TOKEN, "ca_bundle": str(bundle)})
-    stream = tap.event_streams[0]
+    client = tap.run.client
     (account,) = tap.settings.accounts
-    assert stream.session_for(account).verify == str(bundle)
-    plain = TapOnePassword(config={"token": TOKEN}).event_streams[0]
+    assert client.session_for(account).verify == str(bundle)
+    plain = TapOnePassword(config={"token": TOKEN}).run.client
     assert plain.session_for(account).verify is True
 
 
@@ -132,8 +132,8 @@ def test_accounts_sharing_a_token_share_one_budget() -> None:
                              {"name": "c", "token": OTHER}]}
     )
     a, b, c = tap.settings.accounts
-    assert tap.budget_for(a) is tap.budget_for(b)
-    assert tap.budget_for(a) is not tap.budget_for(c)
+    assert tap.run.client.budget_for(a) is tap.run.client.budget_for(b)
+    assert tap.run.client.budget_for(a) is not tap.run.client.budget_for(c)
 
 
 def test_discovery_needs_no_valid_config() -> None:

@@ -10,8 +10,9 @@ import pytest
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_onepassword.api import retry_after_seconds
 from tap_onepassword.errors import ApiResponseError
-from tap_onepassword.pages import EventsCursorPaginator, retry_after_seconds
+from tap_onepassword.pages import EventsCursorPaginator
 from tap_onepassword.progress import Progress
 
 

@@ -192,9 +192,9 @@ def test_decode_page_accepts_any_key_order_and_empty_pages() -> None:
 
 def test_item_shaping_on_its_own() -> None:
     tap = TapOnePassword(config={"token": make_token()})
-    stream = SignInAttemptsStream(tap)
+    stream = SignInAttemptsStream(tap, tap.run)
     item = {"uuid": "U", "timestamp": "2021-03-01T16:32:50-03:00", "client": {"ip": "1.2.3.4"}}
-    record = stream.shape_record(item, "default")
+    record = stream.event_records.shape(item, "default")
     assert record == {
         "uuid": "U",
         "timestamp": "2021-03-01T19:32:50.000000000Z",

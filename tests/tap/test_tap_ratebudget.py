@@ -107,7 +107,7 @@ def test_a_real_run_keeps_every_stream_and_account_of_a_token_in_one_budget(
         budgets.append(budget)
         return budget
 
-    monkeypatch.setattr("tap_onepassword.tap.RateBudget", budget_on_fake_time)
+    monkeypatch.setattr("tap_onepassword.api.RateBudget", budget_on_fake_time)
     sent: list[float] = []
     real_acquire = RateBudget.acquire
 

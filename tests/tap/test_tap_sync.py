@@ -10,14 +10,11 @@ from tap_harness import (
     FEATURE_OF,
     duplicates,
     expected_records,
-    make_token,
     partition,
     run_tap,
     tap_config,
 )
 
-from tap_onepassword.client import EventStream
-from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
 
 if TYPE_CHECKING:
@@ -102,15 +99,6 @@ def test_a_state_message_follows_every_page_with_that_pages_cursor(emulator: Emu
     # One new cursor after each of the three pages, each written only once the page's
     # records were out (100, 200, 250).
     assert [count for _, count in cursors] == [100, 200, 250]
-
-
-def test_private_sdk_state_writer_still_exists() -> None:
-    # The tap checkpoints after each page through the SDK's private `_write_state_message`
-    # and its `is_flushed` flag (singer-sdk ~=0.54.9). This fails loudly if either moves.
-    assert callable(getattr(EventStream, "_write_state_message", None))
-    tap = TapOnePassword(config={"token": make_token()})
-    stream = tap.event_streams[0]
-    assert stream.state_manager.is_flushed is True
 
 
 def test_second_run_reads_only_new_and_late_events(emulator: Emulator) -> None:

@@ -1,22 +1,28 @@
-"""The SDK internals the lean record path relies on are where, and what, it expects.
+"""The fast path's contract with the SDK: each private name it uses, and only it.
 
-singer-sdk is pinned (`~=0.54.9`); an upgrade that moves or changes any of these fails here,
-loudly, before it could change the tap's output (tap_onepassword/output.py).
+singer-sdk is pinned (`~=0.54.9`); an upgrade that moves or changes any private member the fast
+path relies on fails here, loudly, before it could change the tap's output. And no module of
+the package but `tap_onepassword/fastpath.py` may touch a private SDK name, so an upgrade is
+one module to re-check.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
-from singer_sdk import Stream, Tap
+from singer_sdk import RESTStream, Stream, Tap
 from singer_sdk.contrib import msgspec as sdk_msgspec
 from singer_sdk.singerlib import StateMessage
 
-from tap_onepassword.output import LeanRecordOutput, StateOutput
+import tap_onepassword
+from tap_onepassword.fastpath import FastPathStream, FastPathTap
+from tap_onepassword.output import StateOutput
 from tap_onepassword.tap import TapOnePassword
 
 
@@ -108,7 +114,7 @@ def test_the_sdk_record_path_does_only_what_the_lean_path_rules_out() -> None:
 def test_the_stream_attributes_read_are_there() -> None:
     tap = _tap()
     stream = tap.streams["audit_events"]
-    assert isinstance(stream, LeanRecordOutput)
+    assert isinstance(stream, FastPathStream)
     assert stream._tap is tap
     assert stream._stream_version is None
     assert stream.ABORT_AT_RECORD_COUNT is None
@@ -159,3 +165,92 @@ def test_the_state_writer_the_tap_replaces_is_where_and_what_it_was() -> None:
     tap = _tap()
     assert isinstance(tap._state_writer, StateOutput)
     assert tap.state_writer is tap._state_writer
+
+
+def test_the_termination_hook_the_tap_overrides_is_still_there() -> None:
+    # If it moved, the override would silently stop guarding the last STATE's whole lines.
+    assert list(inspect.signature(Tap._handle_termination).parameters) == [
+        "self",
+        "signum",
+        "frame",
+    ]
+    assert "_handle_termination" in FastPathTap.__dict__
+    assert issubclass(TapOnePassword, FastPathTap)
+
+
+def test_the_state_message_writer_and_its_flushed_flag_are_still_there() -> None:
+    # The tap checkpoints after each page, records or not, through these two.
+    assert callable(getattr(Stream, "_write_state_message", None))
+    stream = _tap().streams["audit_events"]
+    assert stream.state_manager.is_flushed is True
+
+
+# Every private SDK name the fast path uses; the scan below keeps them in fastpath.py.
+PINNED = {
+    "_write_record_message",
+    "_increment_stream_state",
+    "_write_state_message",
+    "_process_record",
+    "_finalize_state",
+    "_handle_termination",
+    "_tap",
+    "_stream_version",
+    "_state_writer",
+    "is_flushed",  # the state manager's flag
+    "sync_all",  # final in the SDK: overriding it is the fast path's business
+}
+PACKAGE = Path(tap_onepassword.__file__).parent
+FAST_PATH = PACKAGE / "fastpath.py"
+
+
+def _sdk_private_names() -> set[str]:
+    """Private members of the SDK classes the package builds on."""
+    names: set[str] = set()
+    for base in (RESTStream, Tap, sdk_msgspec.MsgSpecWriter):
+        for cls in base.__mro__:
+            if not cls.__module__.startswith("singer_sdk"):
+                continue
+            names |= set(vars(cls))
+            # Instance attributes: what the class's methods assign to `self._...`.
+            for node in ast.walk(ast.parse(inspect.getsource(inspect.getmodule(cls)))):
+                if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                    names.add(node.attr)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def _private_uses(path: Path, names: set[str]) -> set[str]:
+    """SDK private names a module touches: attributes, overrides, private SDK modules."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in names:
+            found.add(node.attr)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
+            found.add(node.name)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+            found.add(node.value)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+            "singer_sdk"
+        ):
+            private = [part for part in node.module.split(".") if part.startswith("_")]
+            private += [a.name for a in node.names if a.name.startswith("_")]
+            found.update(f"{node.module}:{name}" for name in private)
+    return found
+
+
+def test_the_pinned_names_are_sdk_members_and_the_fast_path_uses_each() -> None:
+    sdk = _sdk_private_names()
+    assert {n for n in PINNED if n.startswith("_")} <= sdk
+    assert callable(Tap.sync_all)
+    assert _private_uses(FAST_PATH, sdk | PINNED) == PINNED
+
+
+def test_no_other_module_of_the_package_touches_a_private_sdk_name() -> None:
+    names = _sdk_private_names() | PINNED
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert FAST_PATH in modules
+    elsewhere = {
+        path.relative_to(PACKAGE).as_posix(): uses
+        for path in modules
+        if path != FAST_PATH and (uses := _private_uses(path, names))
+    }
+    assert elsewhere == {}

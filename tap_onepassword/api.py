@@ -1,0 +1,505 @@
+"""Talking to the Events API: one client per run, shared by every stream and read-ahead worker.
+
+The client owns what a request needs besides its body: the account's HTTP session, its token's
+request budget, retries (with the API's `Retry-After`), reading and decoding the body, and the
+error text a user reads. It knows nothing of Singer streams or state, and it is thread-safe, so
+read-ahead's workers page through it at the same time as the SDK side. The retry policy lives
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import threading
+from datetime import datetime, timezone
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import backoff
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+from tap_onepassword.errors import (
+    AccountUnauthorizedError,
+    ApiResponseError,
+    CursorRejectedError,
+    PageTokenRejectedError,
+    redact_secrets,
+)
+from tap_onepassword.pages import decode_object
+from tap_onepassword.ratebudget import RateBudget
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Generator
+
+    from backoff.types import Details
+
+    from tap_onepassword.pages import RequestBody
+    from tap_onepassword.settings import Account, Settings
+
+T = TypeVar("T")
+
+RETRIABLE_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionResetError,
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+"""What is worth another try: throttling, 5xx, resets, timeouts, broken bodies (a truncated or
+non-JSON body is decoded into a `RetriableAPIError`)."""
+
+RETRIABLE_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS})
+"""Client errors answered by another try (besides every 5xx)."""
+
+MAX_RETRY_AFTER = 3600.0
+"""The longest `Retry-After` honoured: the API's longest rate window (one hour)."""
+
+V3_PARAMETER_NAMES = {
+    "current": ("max_page_size", "page_token"),
+    "legacy": ("page_size", "next_page_token"),
+}
+"""The v3 beta's query parameters (`v3_parameter_names` -> page size, page token): renamed once
+during the beta."""
+
+_V3_TOKEN_PARAMETERS = frozenset(token for _, token in V3_PARAMETER_NAMES.values())
+
+
+def introspection_path(api_version: str) -> str:
+    """Return the introspection route: `/api/v2/auth/introspect`, or the deprecated v1 one.
+
+    Args:
+        api_version: `v1` or `v2`.
+
+    Returns:
+        The path.
+
+    """
+    return "/api/auth/introspect" if api_version == "v1" else "/api/v2/auth/introspect"
+
+
+class EventsApiClient:
+    """Budgeted, retried requests to the Events API of the configured accounts."""
+
+    RETRY_BASE_SECONDS: ClassVar[float] = 1.0
+    """First wait after a failed request; it doubles on each further failure."""
+
+    RETRY_MAX_SECONDS: ClassVar[float] = 60.0
+    """Longest wait without Retry-After: the API's per-minute rate window."""
+
+    MAX_TRIES: ClassVar[int] = 10
+    """Attempts per request before giving up (about 4 minutes of waiting at most)."""
+
+    def __init__(self, settings: Settings, *, user_agent: str, logger: logging.Logger) -> None:
+        """Prepare a client; sessions and budgets are made on first use.
+
+        Args:
+            settings: The run's checked settings.
+            user_agent: The `User-Agent` header.
+            logger: Where retries are logged.
+
+        """
+        self.settings = settings
+        self.user_agent = user_agent
+        self.logger = logger
+        self._sessions: dict[str, requests.Session] = {}
+        self._verify: dict[str, str | bool] = {}
+        self._sessions_lock = threading.Lock()
+        self._budgets: dict[str, RateBudget] = {}
+        self._budgets_lock = threading.Lock()
+
+    def budget_for(self, account: Account) -> RateBudget:
+        """Return the request budget of the account's token, shared by all accounts using it.
+
+        Args:
+            account: The account.
+
+        Returns:
+            Its token's budget.
+
+        """
+        with self._budgets_lock:
+            budget = self._budgets.get(account.token_id)
+            if budget is None:
+                budget = RateBudget(
+                    self.settings.max_requests_per_minute, self.settings.max_requests_per_hour
+                )
+                self._budgets[account.token_id] = budget
+            return budget
+
+    def session_for(self, account: Account) -> requests.Session:
+        """One HTTP session (connection pool) per account.
+
+        Args:
+            account: The account.
+
+        Returns:
+            Its session, verifying TLS with the system CAs or `ca_bundle` (never off).
+
+        """
+        with self._sessions_lock:
+            session = self._sessions.get(account.name)
+            if session is None:
+                session = requests.Session()
+                # What requests would read from the environment on every request (proxy
+                # variables and NO_PROXY, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE), read once for the
+                # account's host. Not taken from it: a ~/.netrc entry, which would replace the
+                # bearer token with Basic auth.
+                found = session.merge_environment_settings(
+                    account.base_url, proxies={}, stream=None, verify=True, cert=None
+                )
+                session.trust_env = False
+                session.proxies = found["proxies"]
+                session.verify = self.settings.ca_bundle or True
+                # Given with each request: ca_bundle, else the environment's bundle, else the
+                # system's. Verification is never off.
+                self._verify[account.name] = self.settings.ca_bundle or found["verify"] or True
+                self._sessions[account.name] = session
+            return session
+
+    def introspect(self, account: Account) -> dict[str, Any]:
+        """Ask what the account's token may read.
+
+        Args:
+            account: The account.
+
+        Returns:
+            The API's answer, as sent.
+
+        """
+        return self.fetch(
+            account,
+            "GET",
+            introspection_path(self.settings.api_version),
+            None,
+            lambda response: decode_object(response.content),
+            label="introspection",
+        )
+
+    def fetch(  # noqa: PLR0913 - one request, fully described
+        self,
+        account: Account,
+        method: str,
+        path: str,
+        body: RequestBody | None,
+        decode: Callable[[requests.Response], T],
+        *,
+        label: str,
+    ) -> T:
+        """Send one request within the token's budget, retrying what may pass, and decode it.
+
+        Decoding happens inside the retry, so a body cut short is fetched again.
+
+        Args:
+            account: Whose URL, token and budget to use.
+            method: `GET` or `POST`.
+            path: The endpoint's path.
+            body: The JSON body, if any.
+            decode: Parses a 200 response.
+            label: What is being read (a stream name), for messages.
+
+        Returns:
+            The decoded response.
+
+        Raises:
+            ApiResponseError: Retries ran out, or the API answered something unusable.
+
+        """
+        attempt = backoff.on_exception(
+            self._waits,
+            RETRIABLE_ERRORS,
+            max_tries=self.MAX_TRIES,
+            jitter=None,  # Retry-After is honoured exactly and waits stay predictable
+            on_backoff=lambda details: self._log_retry(details, label, method, path),
+            logger=None,
+        )(self._attempt)
+        try:
+            return attempt(account, method, path, body, decode)
+        except RETRIABLE_ERRORS as exc:
+            msg = (
+                f"{label}, account '{account.name}': gave up after {self.MAX_TRIES} "
+                f"attempts; last error: {describe_failure(exc)}"
+            )
+            raise ApiResponseError(msg) from None
+        except (AccountUnauthorizedError, CursorRejectedError, ApiResponseError):
+            raise
+        except FatalAPIError as exc:
+            msg = f"{label}, account '{account.name}': {exc}"
+            raise ApiResponseError(msg) from None
+
+    def _attempt(
+        self,
+        account: Account,
+        method: str,
+        path: str,
+        body: RequestBody | None,
+        decode: Callable[[requests.Response], T],
+    ) -> T:
+        budget = self.budget_for(account)
+        budget.acquire()
+        # A fresh dict per request; the token goes in the header of this one request and is
+        # never put in a context, state or a log line.
+        headers = {
+            "Accept": "application/json",
+            "User-Agent": self.user_agent,
+            "Authorization": f"Bearer {account.token}",
+        }
+        try:
+            response = self.session_for(account).request(
+                method,
+                account.base_url + path,
+                json=body,
+                headers=headers,
+                timeout=self.settings.request_timeout,
+                allow_redirects=False,
+                verify=self._verify[account.name],
+                stream=True,  # the body is read by read_whole_body
+            )
+            read_whole_body(response)
+        except requests.exceptions.SSLError as exc:
+            msg = (
+                f"account '{account.name}': TLS verification failed for {account.base_url} "
+                f"({describe_failure(exc)}). If a proxy intercepts TLS, set ca_bundle to its CA "
+                "certificates (verification cannot be turned off)."
+            )
+            raise ApiResponseError(msg) from None
+        if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
+            # Everyone on this token waits, not only this stream: the server counts them all.
+            pause = retry_after_seconds(response)
+            budget.pause(1.0 if pause is None else pause)
+        spent = rate_limit_pause(response)
+        if spent is not None:
+            # The server says the token's window is spent (v3's RateLimit-* headers): hold
+            # every user of the token until it frees, rather than meet a 429.
+            budget.pause(spent)
+        if response.status_code in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+            raise AccountUnauthorizedError(
+                account.name, account.base_url + path, response.status_code
+            )
+        check_status(response)
+        return decode(response)
+
+    def _waits(self) -> Generator[float, Any, None]:
+        attempt = 0
+        exception = yield 0.0  # primed by backoff before the first failure
+        while True:
+            attempt += 1
+            exception = yield self.retry_wait(exception, attempt)
+
+    def retry_wait(self, exception: Exception, attempt: int) -> float:
+        """How long to wait before attempt `attempt + 1`.
+
+        A 429 with `Retry-After` waits exactly that long; anything else waits 1 s, 2 s, 4 s,
+        ... up to 60 s, the length of the API's per-minute window.
+
+        Args:
+            exception: Why the last attempt failed.
+            attempt: How many attempts failed so far.
+
+        Returns:
+            Seconds.
+
+        """
+        expo = min(self.RETRY_MAX_SECONDS, self.RETRY_BASE_SECONDS * 2.0 ** (attempt - 1))
+        response = getattr(exception, "response", None)
+        if (
+            isinstance(response, requests.Response)
+            and response.status_code == HTTPStatus.TOO_MANY_REQUESTS
+        ):
+            retry_after = retry_after_seconds(response)
+            if retry_after is not None:
+                return retry_after
+        return expo
+
+    def _log_retry(self, details: Details, label: str, method: str, path: str) -> None:
+        account = details["args"][0]
+        self.logger.warning(
+            "%s, account '%s': %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+            label,
+            account.name,
+            method,
+            path,
+            describe_failure(details.get("exception")),
+            details.get("wait", 0.0),
+            details["tries"] + 1,
+            self.MAX_TRIES,
+        )
+
+
+def check_status(response: requests.Response) -> None:
+    """Raise for any answer but 200: retriable, a rejected cursor, or fatal.
+
+    Args:
+        response: The response.
+
+    Raises:
+        RetriableAPIError: 429 or 5xx.
+        CursorRejectedError: A 4xx to a `{"cursor": ...}` body.
+        PageTokenRejectedError: A 4xx to a v3 request that sent a page token.
+        FatalAPIError: Any other answer but 200.
+
+    """
+    status = response.status_code
+    if status in RETRIABLE_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        raise RetriableAPIError(response_error_message(response), response)
+    if status >= HTTPStatus.BAD_REQUEST:
+        body = response.request.body or b""
+        sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(
+            b'{"cursor"'
+        )
+        refused = status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
+        if sent_cursor and not refused:
+            raise CursorRejectedError(response_error_message(response))
+        sent = parse_qs(urlsplit(response.request.url or "").query)
+        if not refused and not _V3_TOKEN_PARAMETERS.isdisjoint(sent):
+            raise PageTokenRejectedError(response_error_message(response))
+        raise FatalAPIError(response_error_message(response))
+    if status != HTTPStatus.OK:
+        msg = f"unexpected {response_error_message(response)}"
+        raise FatalAPIError(msg)
+
+
+def response_error_message(response: requests.Response) -> str:
+    """Say what the API answered, in one line without secrets.
+
+    Both documented error bodies (`{"Error":{"Message"}}` and `{"status","message"}`) and plain
+    text (`404 page not found`) are read; long bodies are cut. The text is the server's:
+    anything token-shaped in it (a gateway echoing the request) is cut out.
+
+    Args:
+        response: A response other than 200.
+
+    Returns:
+        `<status> <reason> from <path>: <detail>`.
+
+    """
+    detail = response.text[:2000]
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("Error")
+        if isinstance(error, dict) and isinstance(error.get("Message"), str):
+            detail = error["Message"][:2000]
+        elif isinstance(body.get("message"), str):
+            detail = body["message"][:2000]
+    detail = redact_secrets(detail)[:300].strip()
+    path = urlsplit(response.url).path
+    return f"{response.status_code} {response.reason} from {path}: {detail}".rstrip(": ")
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """Read `Retry-After` as seconds (a number or an HTTP date); None when absent or unreadable.
+
+    Args:
+        response: A 429 response.
+
+    Returns:
+        Seconds to wait, from 0 to `MAX_RETRY_AFTER`.
+
+    """
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    # A server (or a proxy in front of it) may ask for anything; no wait the API can mean is
+    # longer than its hour window, and an unbounded one would stall the run for good.
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def rate_limit_pause(response: requests.Response) -> float | None:
+    """Read the `RateLimit-*` headers (v3): how long to hold the token when its window is spent.
+
+    Header names are case-insensitive; values are read leniently: a number, or the first
+    number of a structured value (`0;w=60`); anything unreadable is ignored. `Reset` is seconds
+    until the window frees (an epoch time, which some servers send, is made seconds from now).
+
+    Args:
+        response: Any response.
+
+    Returns:
+        Seconds to pause (0 to `MAX_RETRY_AFTER`) when `RateLimit-Remaining` is 0 and a reset
+        is given; None otherwise.
+
+    """
+    remaining = _header_number(response, "RateLimit-Remaining")
+    if remaining is None or remaining > 0:
+        return None
+    reset = _header_number(response, "RateLimit-Reset")
+    if reset is None:
+        return None
+    if reset > _EPOCH_THRESHOLD:
+        reset -= datetime.now(timezone.utc).timestamp()
+    return min(max(reset, 0.0), MAX_RETRY_AFTER)
+
+
+_EPOCH_THRESHOLD = 1_000_000_000.0
+"""A reset this large is an epoch time, not seconds (2001 onwards)."""
+
+
+def _header_number(response: requests.Response, name: str) -> float | None:
+    value = response.headers.get(name)
+    if not value:
+        return None
+    head = value.split(",")[0].split(";")[0].strip().strip('"')
+    try:
+        number = float(head)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def read_whole_body(response: requests.Response) -> None:
+    """Read a streamed response's body in one read, and keep it as its `content`.
+
+    requests reads a body 10 KiB at a time, each read a system call that lets another thread
+    take the interpreter lock and then waits to get it back: with read-ahead's workers, dozens
+    of hand-overs per page. Read at once (urllib3 reads what the headers announce), the errors
+    are those requests raises (`iter_content` translates them) and the connection goes back to
+    the pool, as without streaming.
+
+    Args:
+        response: A response asked for with `stream=True`, its body not read yet.
+
+    """
+    response._content = b"".join(response.iter_content(chunk_size=None))  # noqa: SLF001
+
+
+def describe_failure(exc: BaseException | None) -> str:
+    """Describe a request failure briefly, without secrets.
+
+    Args:
+        exc: What the last attempt raised.
+
+    Returns:
+        A short description.
+
+    """
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no answer within request_timeout"
+    broken = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+    if isinstance(exc, broken):
+        return "the answer was cut short"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"connection failed: {type(exc).__name__}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return redact_secrets(text)[:300]
