@@ -9,7 +9,6 @@ last insertion time emitted. Requests go through the run's API client, like ever
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
@@ -77,7 +76,6 @@ class AuditEventsV3Stream(OnePasswordStream):
         """
         super().__init__(tap, run)
         self._reported_fields: set[str] = set()
-        self._reported_lock = threading.Lock()
         self.finished: list[Progress] = []
         """Progress of each account read in this run, for the summary."""
 
@@ -256,9 +254,8 @@ class AuditEventsV3Stream(OnePasswordStream):
         unknown = unknown_fields(event)
         if not unknown:
             return
-        with self._reported_lock:
-            new = sorted(set(unknown) - self._reported_fields)
-            self._reported_fields.update(new)
+        new = sorted(set(unknown) - self._reported_fields)
+        self._reported_fields.update(new)
         if new:
             self.logger.warning(
                 "%s: the API sent top-level field(s) this tap has no column for: %s; they are "
