@@ -49,7 +49,8 @@ postgres:
 			&& echo ">> PostgreSQL server installed"; \
 	fi
 
-test: venv plugins postgres
+# Lint first: CI (.ci/run) fails on a lint failure before any test runs.
+test: venv lint plugins postgres
 	@echo ">> running the test suite"
 	@$(RUN) $(BIN)/python -m pytest
 
@@ -74,9 +75,17 @@ bench: venv
 soak: venv
 	@$(RUN) $(BIN)/python tests/reliability/soak.py $(SOAK_ARGS)
 
+# ruff (lint and formatting), mypy (the package, the emulator and the tests) and the import
+# contract in pyproject.toml (command line -> tap -> run -> streams -> API client -> helpers;
+# the tap and the emulator independent). The same checks run as pre-commit hooks.
 lint: venv
-	@$(BIN)/ruff check tap_onepassword tests scripts benchmarks
-	@$(BIN)/mypy tap_onepassword
+	@echo ">> lint: ruff check, ruff format --check, mypy, import contract"
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/ruff format --check --quiet .
+	@$(BIN)/mypy
+	@$(BIN)/lint-imports > $(VENV)/lint-imports.log 2>&1 \
+		|| { cat $(VENV)/lint-imports.log; echo "!! the import contract is broken (see above)"; exit 1; }
+	@tail -n 1 $(VENV)/lint-imports.log
 
 clean:
 	rm -rf $(VENV) .meltano output .pytest_cache

@@ -195,19 +195,43 @@ def _check(run: ProcessRun, what: str) -> None:
 class EmulatorProcess:
     """An emulator in a child process, steered over its ``/_emulator/`` control routes."""
 
-    def __init__(self, *, events: int, latency_ms: float = 0, accounts: list[str] | None = None,
-                 msp: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        events: int,
+        latency_ms: float = 0,
+        accounts: list[str] | None = None,
+        msp: Sequence[str] = (),
+    ) -> None:
         if accounts is None:  # the documented command line: the three default accounts
-            command = [PYTHON, "-m", "onepassword_emulator", "--port", "0", "--seed", "1",
-                       "--events", str(events), "--latency-ms", str(latency_ms)]
+            command = [
+                PYTHON,
+                "-m",
+                "onepassword_emulator",
+                "--port",
+                "0",
+                "--seed",
+                "1",
+                "--events",
+                str(events),
+                "--latency-ms",
+                str(latency_ms),
+            ]
         else:
-            command = [PYTHON, str(ROOT / "benchmarks" / "emulator_process.py"),
-                       "--accounts", ",".join(accounts), "--msp", ",".join(msp),
-                       "--events", str(events), "--latency-ms", str(latency_ms)]
+            command = [
+                PYTHON,
+                str(ROOT / "benchmarks" / "emulator_process.py"),
+                "--accounts",
+                ",".join(accounts),
+                "--msp",
+                ",".join(msp),
+                "--events",
+                str(events),
+                "--latency-ms",
+                str(latency_ms),
+            ]
         self.latency_ms = latency_ms
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, cwd=ROOT, text=True
-        )
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
@@ -222,7 +246,9 @@ class EmulatorProcess:
         """Call ``/_emulator/<route>`` and return its JSON answer."""
         data = json.dumps(payload).encode() if payload is not None else None
         request = urllib.request.Request(
-            f"{self.base_url}/_emulator/{route}", data=data, method=method,
+            f"{self.base_url}/_emulator/{route}",
+            data=data,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=120) as response:
@@ -297,7 +323,9 @@ def discover(config_path: Path, workdir: Workdir, *, selected: bool = True) -> P
     """Run ``--discover`` and return a catalog with every stream (de)selected, as Meltano does."""
     out = subprocess.run(
         [PYTHON, "-m", "tap_onepassword", "--config", str(config_path), "--discover"],
-        capture_output=True, check=False, cwd=ROOT,
+        capture_output=True,
+        check=False,
+        cwd=ROOT,
     )
     if out.returncode != 0:
         sys.stderr.write(f"--discover failed:\n{out.stderr.decode(errors='replace')[-3000:]}\n")
@@ -385,10 +413,16 @@ def measure_cpu(workdir: Workdir, *, events: int, repeat: int) -> dict[str, Any]
         catalog = discover(config, workdir)
         no_streams = discover(config, workdir, selected=False)
         job = workdir.write("floor.json", floor_job(emu, page_size=1000, since=since))
-        idle_job = workdir.write("floor-idle.json", {**floor_job(emu, page_size=1000, since=since),
-                                                     "accounts": [], "streams": []})
-        runs: dict[str, list[ProcessRun]] = {"tap": [], "floor": [], "tap_fixed": [],
-                                             "floor_fixed": []}
+        idle_job = workdir.write(
+            "floor-idle.json",
+            {**floor_job(emu, page_size=1000, since=since), "accounts": [], "streams": []},
+        )
+        runs: dict[str, list[ProcessRun]] = {
+            "tap": [],
+            "floor": [],
+            "tap_fixed": [],
+            "floor_fixed": [],
+        }
         for _ in range(repeat):
             for kind, command in (
                 ("tap", tap_command(config, catalog)),
@@ -445,14 +479,22 @@ def _budget_seconds(requests: int) -> float:
     return max(per_minute, per_hour)
 
 
-def measure_wall(workdir: Workdir, *, accounts: int, pages: int, page_size: int,  # noqa: PLR0913
-                 latency_ms: float, repeat: int) -> dict[str, Any]:
+def measure_wall(  # noqa: PLR0913 - each knob of the measurement
+    workdir: Workdir,
+    *,
+    accounts: int,
+    pages: int,
+    page_size: int,
+    latency_ms: float,
+    repeat: int,
+) -> dict[str, Any]:
     """Measure (b): N accounts x 3 streams, every answer ``latency_ms`` late (median run)."""
     names = ["acme", "globex", "hooli", "umbrella", "wonka", "stark", "wayne", "tyrell"]
     names += [f"account{index}" for index in range(len(names), accounts)]
     results = []
-    with emulator(events=pages * page_size, latency_ms=latency_ms, accounts=names[:accounts],
-                  msp=["globex"]) as emu:
+    with emulator(
+        events=pages * page_size, latency_ms=latency_ms, accounts=names[:accounts], msp=["globex"]
+    ) as emu:
         since = start_time()
         config = workdir.write("config.json", tap_config(emu, page_size=page_size, since=since))
         catalog = discover(config, workdir)
@@ -543,7 +585,10 @@ def machine() -> dict[str, Any]:
         memory_gb = int(first.split()[1]) / 1024 / 1024
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     ).stdout.strip()
     return {
         "cpu": model or platform.processor(),
@@ -561,33 +606,65 @@ def print_table(results: dict[str, Any]) -> None:
     rows: list[tuple[str, str, str]] = []
     if cpu := results.get("cpu"):
         rows += [
-            ("(a) tap CPU s / 100k records", f"{cpu['tap_cpu_s_per_100k']:.2f}",
-             f"{cpu['records']:,} records, median of {cpu['repeat']} rounds, fixed cost out"),
-            ("(a) raw floor CPU s / 100k records", f"{cpu['floor_cpu_s_per_100k']:.2f}",
-             "requests + msgspec decode + one RECORD line each"),
-            ("(a) CPU ratio tap / floor", f"{cpu['ratio']:.2f}",
-             f"target <= 1.5; rounds {min(cpu['ratios']):.2f}..{max(cpu['ratios']):.2f}"),
+            (
+                "(a) tap CPU s / 100k records",
+                f"{cpu['tap_cpu_s_per_100k']:.2f}",
+                f"{cpu['records']:,} records, median of {cpu['repeat']} rounds, fixed cost out",
+            ),
+            (
+                "(a) raw floor CPU s / 100k records",
+                f"{cpu['floor_cpu_s_per_100k']:.2f}",
+                "requests + msgspec decode + one RECORD line each",
+            ),
+            (
+                "(a) CPU ratio tap / floor",
+                f"{cpu['ratio']:.2f}",
+                f"target <= 1.5; rounds {min(cpu['ratios']):.2f}..{max(cpu['ratios']):.2f}",
+            ),
             ("(a) tap records per CPU second", f"{cpu['tap_records_per_cpu_s']:,.0f}", ""),
         ]
     if wall := results.get("wall"):
         rows += [
-            ("(b) sync wall time s", f"{wall['sync_wall_s']:.2f}",
-             (f"{wall['accounts']} accounts x {wall['streams']} streams, page {wall['page_size']},"
-              f" {wall['latency_ms']:.0f} ms latency, process {wall['process_wall_s']:.2f} s")),
-            ("(b) ideal s", f"{wall['ideal_s']:.2f}",
-             (f"{wall['ideal_binds']} binds: {wall['slowest_partition_requests']} pages "
-              "in the slowest partition + introspection")),
-            ("(b) wall-time ratio", f"{wall['wall_ratio']:.2f}",
-             f"target <= 1.25; median of {wall['repeat']}: {wall['all_wall_ratios']}"),
-            ("(b) records/s", f"{wall['records_per_s']:,.0f}",
-             f"ideal {wall['ideal_records_per_s']:,.0f}; {wall['records']:,} records"),
+            (
+                "(b) sync wall time s",
+                f"{wall['sync_wall_s']:.2f}",
+                (
+                    f"{wall['accounts']} accounts x {wall['streams']} streams, "
+                    f"page {wall['page_size']}, {wall['latency_ms']:.0f} ms latency, "
+                    f"process {wall['process_wall_s']:.2f} s"
+                ),
+            ),
+            (
+                "(b) ideal s",
+                f"{wall['ideal_s']:.2f}",
+                (
+                    f"{wall['ideal_binds']} binds: {wall['slowest_partition_requests']} pages "
+                    "in the slowest partition + introspection"
+                ),
+            ),
+            (
+                "(b) wall-time ratio",
+                f"{wall['wall_ratio']:.2f}",
+                f"target <= 1.25; median of {wall['repeat']}: {wall['all_wall_ratios']}",
+            ),
+            (
+                "(b) records/s",
+                f"{wall['records_per_s']:,.0f}",
+                f"ideal {wall['ideal_records_per_s']:,.0f}; {wall['records']:,} records",
+            ),
         ]
     if memory := results.get("memory"):
         rows += [
-            ("(c) peak RSS MB", f"{memory['max_rss_mb']:.0f}",
-             f"{memory['records']:,} records; target < 300"),
-            ("(c) records/s", f"{memory['records_per_s']:,.0f}",
-             f"process wall {memory['process_wall_s']:.1f} s, CPU {memory['tap_cpu_s']:.1f} s"),
+            (
+                "(c) peak RSS MB",
+                f"{memory['max_rss_mb']:.0f}",
+                f"{memory['records']:,} records; target < 300",
+            ),
+            (
+                "(c) records/s",
+                f"{memory['records_per_s']:,.0f}",
+                f"process wall {memory['process_wall_s']:.1f} s, CPU {memory['tap_cpu_s']:.1f} s",
+            ),
         ]
     width = max(len(row[0]) for row in rows) if rows else 0
     value_width = max(len(row[1]) for row in rows) if rows else 0
@@ -599,19 +676,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen measurements, print the table and write the JSON file."""
     parser = argparse.ArgumentParser(description="tap-onepassword throughput benchmark")
     parser.add_argument("--only", default="a,b,c", help="which measurements: a, b, c (default all)")
-    parser.add_argument("--cpu-events", type=int, default=50_000,
-                        help="(a) events per stream and account; 8 partitions (default 50000)")
-    parser.add_argument("--repeat", type=int, default=5,
-                        help="(a) rounds of tap, floor and their fixed costs; median ratio kept")
+    parser.add_argument(
+        "--cpu-events",
+        type=int,
+        default=50_000,
+        help="(a) events per stream and account; 8 partitions (default 50000)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="(a) rounds of tap, floor and their fixed costs; median ratio kept",
+    )
     parser.add_argument("--accounts", type=int, default=4, help="(b) accounts (default 4)")
-    parser.add_argument("--pages", type=int, default=50,
-                        help="(b) pages per stream and account (default 50)")
-    parser.add_argument("--page-size", type=int, default=100,
-                        help="(b) page size; small so the network, not the CPU, binds (100)")
+    parser.add_argument(
+        "--pages", type=int, default=50, help="(b) pages per stream and account (default 50)"
+    )
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=100,
+        help="(b) page size; small so the network, not the CPU, binds (100)",
+    )
     parser.add_argument("--latency-ms", type=float, default=100.0, help="(b) latency (100)")
     parser.add_argument("--wall-repeat", type=int, default=3, help="(b) runs, median kept")
-    parser.add_argument("--memory-events", type=int, default=125_000,
-                        help="(c) events per stream and account; 8 partitions (125000 = 1M)")
+    parser.add_argument(
+        "--memory-events",
+        type=int,
+        default=125_000,
+        help="(c) events per stream and account; 8 partitions (125000 = 1M)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     args = parser.parse_args(argv)
     chosen = set(args.only.split(","))
@@ -625,18 +719,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["floor_check"] = verify_floor(Workdir(scratch, "verify"))
             print(f"   {results['floor_check']}", flush=True)
             print(">> (a) CPU per record: tap against the raw floor", flush=True)
-            results["cpu"] = measure_cpu(Workdir(scratch, "cpu"), events=args.cpu_events,
-                                         repeat=args.repeat)
+            results["cpu"] = measure_cpu(
+                Workdir(scratch, "cpu"), events=args.cpu_events, repeat=args.repeat
+            )
         if "b" in chosen:
             print(">> (b) wall time with latency", flush=True)
             results["wall"] = measure_wall(
-                Workdir(scratch, "wall"), accounts=args.accounts, pages=args.pages,
-                page_size=args.page_size, latency_ms=args.latency_ms, repeat=args.wall_repeat,
+                Workdir(scratch, "wall"),
+                accounts=args.accounts,
+                pages=args.pages,
+                page_size=args.page_size,
+                latency_ms=args.latency_ms,
+                repeat=args.wall_repeat,
             )
         if "c" in chosen:
             print(">> (c) peak memory", flush=True)
-            results["memory"] = measure_memory(Workdir(scratch, "memory"),
-                                               events=args.memory_events)
+            results["memory"] = measure_memory(
+                Workdir(scratch, "memory"), events=args.memory_events
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print()

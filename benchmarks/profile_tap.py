@@ -40,8 +40,11 @@ def main() -> int:
     workdir = bench.Workdir(args.out.parent, "profile-work")
     with bench.emulator(events=args.events) as emu:
         config = bench.tap_config(emu, page_size=args.page_size, since=bench.start_time())
-        catalog = json.loads(bench.discover(workdir.write("config.json", config), workdir)
-                             .read_text(encoding="utf-8"))
+        catalog = json.loads(
+            bench.discover(workdir.write("config.json", config), workdir).read_text(
+                encoding="utf-8"
+            )
+        )
         tap = TapOnePassword(config=config, catalog=catalog, parse_env_config=False)
         saved_stdout = os.dup(1)
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -39,9 +39,18 @@ def say(message: str) -> None:
 def start_emulator() -> tuple[subprocess.Popen[str], dict[str, Any]]:
     """Start the emulator and return the process and the JSON line it announces itself with."""
     process = subprocess.Popen(
-        [str(BIN / "tap-onepassword-emulator"), "--port", "0", "--seed", str(SEED),
-         "--events", str(EVENTS_PER_STREAM)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            str(BIN / "tap-onepassword-emulator"),
+            "--port",
+            "0",
+            "--seed",
+            str(SEED),
+            "--events",
+            str(EVENTS_PER_STREAM),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -64,21 +73,27 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 def meltano_env(emulator: dict[str, Any]) -> dict[str, str]:
     """Return the environment of the demo's Meltano commands: settings as a user would set them."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("TAP_ONEPASSWORD_", "TARGET_JSONL_", "MELTANO_"))}
-    accounts = [{"name": account["name"], "token": account["token"]}
-                for account in emulator["accounts"]]
-    env.update({
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        "MELTANO_ENVIRONMENT": "dev",
-        "MELTANO_DATABASE_URI": f"sqlite:///{DEMO_DIR / 'meltano.db'}",
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "TAP_ONEPASSWORD_ACCOUNTS": json.dumps(accounts),
-        # The emulator's tokens name 127.0.0.1 as their host, which is no 1Password region:
-        # the base URL is given explicitly, as with a proxy or a test server.
-        "TAP_ONEPASSWORD_BASE_URL": emulator["base_url"],
-        "TARGET_JSONL_DESTINATION_PATH": str(DEMO_DIR),
-    })
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TAP_ONEPASSWORD_", "TARGET_JSONL_", "MELTANO_"))
+    }
+    accounts = [
+        {"name": account["name"], "token": account["token"]} for account in emulator["accounts"]
+    ]
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "MELTANO_ENVIRONMENT": "dev",
+            "MELTANO_DATABASE_URI": f"sqlite:///{DEMO_DIR / 'meltano.db'}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "TAP_ONEPASSWORD_ACCOUNTS": json.dumps(accounts),
+            # The emulator's tokens name 127.0.0.1 as their host, which is no 1Password region:
+            # the base URL is given explicitly, as with a proxy or a test server.
+            "TAP_ONEPASSWORD_BASE_URL": emulator["base_url"],
+            "TARGET_JSONL_DESTINATION_PATH": str(DEMO_DIR),
+        }
+    )
     return env
 
 
@@ -104,8 +119,10 @@ def summarise(tokens: list[str]) -> None:
     print()
     print(f"   files:   {DEMO_DIR.relative_to(ROOT)}/<stream>.jsonl, one JSON record per line")
     print(f"   log:     {(DEMO_DIR / 'meltano.log').relative_to(ROOT)}")
-    print(f"   state:   kept by Meltano under the ID {STATE_ID} in "
-          f"{(DEMO_DIR / 'meltano.db').relative_to(ROOT)}")
+    print(
+        f"   state:   kept by Meltano under the ID {STATE_ID} in "
+        f"{(DEMO_DIR / 'meltano.db').relative_to(ROOT)}"
+    )
     print()
 
 
@@ -125,8 +142,10 @@ def main() -> int:
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True)
 
-    say(f"starting the 1Password Events API emulator "
-        f"(seed {SEED}, {EVENTS_PER_STREAM} events per stream and account)")
+    say(
+        f"starting the 1Password Events API emulator "
+        f"(seed {SEED}, {EVENTS_PER_STREAM} events per stream and account)"
+    )
     emulator_process, emulator = start_emulator()
     tokens = [account["token"] for account in emulator["accounts"]]
     try:
@@ -141,7 +160,10 @@ def main() -> int:
         with log_path.open("w") as log:
             done = subprocess.run(
                 [str(BIN / "meltano"), "run", "tap-onepassword", "target-jsonl"],
-                cwd=ROOT, env=meltano_env(emulator), stdout=log, stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=meltano_env(emulator),
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 check=False,
             )
         log_text = log_path.read_text()

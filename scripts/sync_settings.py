@@ -37,14 +37,21 @@ MELTANO_BEGIN = (
 )
 MELTANO_END = "    # end of generated capabilities and settings"
 
-_KINDS = {"string": "string", "integer": "integer", "number": "decimal", "boolean": "boolean",
-          "array": "array", "object": "object"}
+_KINDS = {
+    "string": "string",
+    "integer": "integer",
+    "number": "decimal",
+    "boolean": "boolean",
+    "array": "array",
+    "object": "object",
+}
 
 
 def _about(fmt: str) -> str:
     """Return the tap's `--about` output in one format."""
-    done = subprocess.run([TAP, "--about", f"--format={fmt}"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [TAP, "--about", f"--format={fmt}"], capture_output=True, text=True, check=True
+    )
     return done.stdout
 
 
@@ -55,8 +62,12 @@ def holds_secret(schema: dict[str, Any]) -> bool:
     children = [*schema.get("properties", {}).values()]
     if isinstance(schema.get("items"), dict):
         children.append(schema["items"])
-    children.extend(option for key in ("anyOf", "oneOf") for option in schema.get(key, [])
-                    if isinstance(option, dict))
+    children.extend(
+        option
+        for key in ("anyOf", "oneOf")
+        for option in schema.get(key, [])
+        if isinstance(option, dict)
+    )
     return any(holds_secret(child) for child in children)
 
 
@@ -85,8 +96,11 @@ def meltano_settings(about: dict[str, Any]) -> list[dict[str, Any]]:
             "description": " ".join(str(schema.get("description", "")).split()),
         }
         if definition["kind"] == "options":
-            definition["options"] = [{"label": str(value), "value": value}
-                                     for value in schema["enum"] if value is not None]
+            definition["options"] = [
+                {"label": str(value), "value": value}
+                for value in schema["enum"]
+                if value is not None
+            ]
         if holds_secret(schema):
             definition["sensitive"] = True
         definitions.append(definition)
@@ -98,20 +112,27 @@ def meltano_block(capabilities: list[str], definitions: list[dict[str, Any]]) ->
 
     JSON strings are valid YAML scalars, so free text is written with `json.dumps`.
     """
-    lines = ["    capabilities:", *(f"    - {name}" for name in sorted(capabilities)),
-             "    settings:"]
+    lines = [
+        "    capabilities:",
+        *(f"    - {name}" for name in sorted(capabilities)),
+        "    settings:",
+    ]
     for definition in definitions:
-        lines.extend([
-            f"    - name: {definition['name']}",
-            f"      kind: {definition['kind']}",
-            f"      label: {json.dumps(definition['label'])}",
-            f"      description: {json.dumps(definition['description'])}",
-        ])
+        lines.extend(
+            [
+                f"    - name: {definition['name']}",
+                f"      kind: {definition['kind']}",
+                f"      label: {json.dumps(definition['label'])}",
+                f"      description: {json.dumps(definition['description'])}",
+            ]
+        )
         if "options" in definition:
             lines.append("      options:")
-            lines.extend(f"      - {{label: {json.dumps(option['label'])}, "
-                         f"value: {json.dumps(option['value'])}}}"
-                         for option in definition["options"])
+            lines.extend(
+                f"      - {{label: {json.dumps(option['label'])}, "
+                f"value: {json.dumps(option['value'])}}}"
+                for option in definition["options"]
+            )
         if definition.get("sensitive"):
             lines.append("      sensitive: true")
     return "\n".join(lines)
@@ -155,8 +176,11 @@ def main() -> int:
     about = json.loads(_about("json"))
     wanted = {
         ROOT / "README.md": (README_BEGIN, README_END, settings_table(_about("markdown"))),
-        ROOT / "meltano.yml": (MELTANO_BEGIN, MELTANO_END,
-                               meltano_block(about["capabilities"], meltano_settings(about))),
+        ROOT / "meltano.yml": (
+            MELTANO_BEGIN,
+            MELTANO_END,
+            meltano_block(about["capabilities"], meltano_settings(about)),
+        ),
     }
     stale = []
     for path, (begin, end, body) in wanted.items():

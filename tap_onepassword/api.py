@@ -349,9 +349,7 @@ def check_status(response: requests.Response) -> None:
         raise RetriableAPIError(response_error_message(response), response)
     if status >= HTTPStatus.BAD_REQUEST:
         body = response.request.body or b""
-        sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(
-            b'{"cursor"'
-        )
+        sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(b'{"cursor"')
         refused = status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
         if sent_cursor and not refused:
             raise CursorRejectedError(response_error_message(response))

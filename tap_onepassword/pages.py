@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 RequestBody = dict[str, Any]
 """A JSON request body: `{"cursor": ...}` to continue, or `{"limit", "start_time", ...}`."""
 
+
 class Page(msgspec.Struct, frozen=True):
     """One response of a data endpoint."""
 

@@ -119,9 +119,7 @@ class ReadAhead:
 
     # SDK side (the main thread) -----------------------------------------------------------
 
-    def take(
-        self, stream: EventStream, context: Context
-    ) -> Iterator[Page | PreparedPage] | None:
+    def take(self, stream: EventStream, context: Context) -> Iterator[Page | PreparedPage] | None:
         """Hand over a planned partition's pages, in order; None when it was not planned.
 
         Taking a partition makes it the current one: earlier partitions are done with. A

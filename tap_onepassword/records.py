@@ -76,9 +76,7 @@ class EventRecords:
             error = exc
         return PreparedPage.of(page, timestamps, bytes(text), ends, error)
 
-    def accepted(
-        self, page: Page, account_name: str
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def accepted(self, page: Page, account_name: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Shape a page's events into records, leaving out those at or after `end_date`.
 
         Args:
@@ -151,4 +149,3 @@ class EventRecords:
                 self.name,
                 ", ".join(new),
             )
-

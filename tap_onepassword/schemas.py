@@ -86,9 +86,7 @@ LOCATION = th.ObjectType(
     th.Property("region", th.StringType, description="Region or state, e.g. Ontario."),
     th.Property("city", th.StringType, description="City."),
     th.Property("latitude", th.NumberType, description="Latitude of the geolocated IP address."),
-    th.Property(
-        "longitude", th.NumberType, description="Longitude of the geolocated IP address."
-    ),
+    th.Property("longitude", th.NumberType, description="Longitude of the geolocated IP address."),
 )
 """Geolocation of the client's IP address; absent when unknown."""
 

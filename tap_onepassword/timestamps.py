@@ -135,5 +135,3 @@ def rfc3339_ceil(instant: datetime) -> str:
     if utc.microsecond:
         utc = utc.replace(microsecond=0) + timedelta(seconds=1)
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-

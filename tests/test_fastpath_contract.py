@@ -13,7 +13,7 @@ import base64
 import inspect
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from singer_sdk import RESTStream, Stream, Tap
@@ -146,7 +146,7 @@ def test_a_state_message_is_its_type_and_value_nulls_inside_kept() -> None:
 
 class _PlainTap(Tap):
     name = "plain"
-    config_jsonschema: dict[str, Any] = {"type": "object", "properties": {}}  # noqa: RUF012
+    config_jsonschema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {}}
 
     def discover_streams(self) -> list[Stream]:
         return []
@@ -159,7 +159,7 @@ def test_the_state_writer_the_tap_replaces_is_where_and_what_it_was() -> None:
         type(sdk_writer).write_state
     )
     assert "_state_writer" in _calls(Tap.__init__)
-    assert "_state_writer" in _calls(Tap.state_writer.fget)
+    assert "_state_writer" in _calls(Tap.state_writer.fget)  # type: ignore[attr-defined]
     assert {"state_writer", "write_state"} <= _calls(Stream._write_state_message)
     assert {"_state_writer", "write_state"} <= _calls(Tap.sync_all)
     tap = _tap()
@@ -212,7 +212,9 @@ def _sdk_private_names() -> set[str]:
                 continue
             names |= set(vars(cls))
             # Instance attributes: what the class's methods assign to `self._...`.
-            for node in ast.walk(ast.parse(inspect.getsource(inspect.getmodule(cls)))):
+            module = inspect.getmodule(cls)
+            assert module is not None
+            for node in ast.walk(ast.parse(inspect.getsource(module))):
                 if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
                     names.add(node.attr)
     return {n for n in names if n.startswith("_") and not n.startswith("__")}
@@ -228,8 +230,10 @@ def _private_uses(path: Path, names: set[str]) -> set[str]:
             found.add(node.name)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
             found.add(node.value)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
-            "singer_sdk"
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("singer_sdk")
         ):
             private = [part for part in node.module.split(".") if part.startswith("_")]
             private += [a.name for a in node.names if a.name.startswith("_")]

@@ -31,10 +31,21 @@ def test_wheel_holds_no_emulator(tmp_path: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     for folder in ("tap_onepassword", "emulator"):
         if (ROOT / folder).exists():
-                shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
+            shutil.copytree(ROOT / folder, source / folder, ignore=ignore)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-q", "-w", str(tmp_path / "dist"), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
         check=True,
         capture_output=True,
     )

@@ -61,28 +61,57 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = _OneLineParser(
         prog="tap-onepassword-emulator",
-        description="A local 1Password Events API (v1, v2 and the v3 audit events beta) with "
-        "deterministic data.",
+        description=(
+            "A local 1Password Events API (v1, v2 and the v3 audit events beta) with "
+            "deterministic data."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_port, default=0,
-                        help="port to bind; 0 picks a free one (default 0)")
+    parser.add_argument(
+        "--port", type=_port, default=0, help="port to bind; 0 picks a free one (default 0)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated data")
-    parser.add_argument("--events", type=_non_negative_int, default=1000,
-                        help="initial events per stream per account (default 1000)")
-    parser.add_argument("--latency-ms", type=_non_negative_float, default=0.0,
-                        help="milliseconds from an API request to its answer (at least)")
-    parser.add_argument("--retry-after", type=_non_negative_float, default=None,
-                        help="send Retry-After with this many seconds on rate-limit 429s")
-    parser.add_argument("--rate-limit-per-minute", type=_positive_int, default=600,
-                        help="requests a token may make in any minute (default 600)")
-    parser.add_argument("--rate-limit-per-hour", type=_positive_int, default=30_000,
-                        help="requests a token may make in any hour (default 30000)")
-    parser.add_argument("--error-style", choices=ERROR_STYLES, default="legacy",
-                        help="error body: legacy {Error:{Message}} or status {status,message}")
-    parser.add_argument("--v3-legacy-names", action="store_true",
-                        help="v3: read the beta's earlier names (page_size, next_page_token) "
-                             "and answer with has_more")
+    parser.add_argument(
+        "--events",
+        type=_non_negative_int,
+        default=1000,
+        help="initial events per stream per account (default 1000)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=_non_negative_float,
+        default=0.0,
+        help="milliseconds from an API request to its answer (at least)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        type=_non_negative_float,
+        default=None,
+        help="send Retry-After with this many seconds on rate-limit 429s",
+    )
+    parser.add_argument(
+        "--rate-limit-per-minute",
+        type=_positive_int,
+        default=600,
+        help="requests a token may make in any minute (default 600)",
+    )
+    parser.add_argument(
+        "--rate-limit-per-hour",
+        type=_positive_int,
+        default=30_000,
+        help="requests a token may make in any hour (default 30000)",
+    )
+    parser.add_argument(
+        "--error-style",
+        choices=ERROR_STYLES,
+        default="legacy",
+        help="error body: legacy {Error:{Message}} or status {status,message}",
+    )
+    parser.add_argument(
+        "--v3-legacy-names",
+        action="store_true",
+        help="v3: read the beta's earlier names (page_size, next_page_token), answer has_more",
+    )
     return parser
 
 
@@ -98,15 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         emulator = Emulator(
-            seed=args.seed, events=args.events, latency_ms=args.latency_ms,
-            retry_after=args.retry_after, error_style=args.error_style,
+            seed=args.seed,
+            events=args.events,
+            latency_ms=args.latency_ms,
+            retry_after=args.retry_after,
+            error_style=args.error_style,
             rate_limit_per_minute=args.rate_limit_per_minute,
             rate_limit_per_hour=args.rate_limit_per_hour,
             v3_legacy_names=args.v3_legacy_names,
         ).start(host=args.host, port=args.port)
     except OSError as exc:
-        print(f"tap-onepassword-emulator: cannot serve on {args.host}:{args.port}: "  # noqa: T201
-              f"{exc.strerror or exc}", file=sys.stderr)
+        print(  # noqa: T201 - the command's one-line error
+            f"tap-onepassword-emulator: cannot serve on {args.host}:{args.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     try:
         print(json.dumps(emulator.describe()), flush=True)  # noqa: T201 - the documented output

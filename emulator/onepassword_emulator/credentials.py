@@ -102,9 +102,7 @@ class TokenAuthority:
             raise TokenError(msg)
         header, payload, signature = parts
         try:
-            expected = hmac.new(
-                self._key, f"{header}.{payload}".encode(), hashlib.sha512
-            ).digest()
+            expected = hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha512).digest()
             if header != self._header or not hmac.compare_digest(expected, _unb64url(signature)):
                 msg = "unknown token"
                 raise TokenError(msg)

@@ -32,87 +32,263 @@ HISTORY_DAYS = 90
 SIGN_IN_OUTCOMES: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     # (category, weight per mille, the types that category is reported with)
     ("success", 560, ("credentials_ok", "mfa_ok", "federated")),
-    ("credentials_failed", 120, (
-        "password_secret_bad", "platform_secret_bad", "platform_secret_disabled",
-        "platform_secret_proxy",
-    )),
-    ("mfa_failed", 140, (
-        "mfa_missing", "code_bad", "code_disabled", "code_timeout", "duo_bad", "duo_disabled",
-        "duo_native_bad", "duo_timeout", "totp_bad", "totp_disabled", "totp_timeout", "u2f_bad",
-        "u2f_disabled", "u2f_timeout",
-    )),
+    (
+        "credentials_failed",
+        120,
+        (
+            "password_secret_bad",
+            "platform_secret_bad",
+            "platform_secret_disabled",
+            "platform_secret_proxy",
+        ),
+    ),
+    (
+        "mfa_failed",
+        140,
+        (
+            "mfa_missing",
+            "code_bad",
+            "code_disabled",
+            "code_timeout",
+            "duo_bad",
+            "duo_disabled",
+            "duo_native_bad",
+            "duo_timeout",
+            "totp_bad",
+            "totp_disabled",
+            "totp_timeout",
+            "u2f_bad",
+            "u2f_disabled",
+            "u2f_timeout",
+        ),
+    ),
     ("sso_failed", 50, ("non_sso_user", "sso_user_mismatch", "service_account_sso_denied")),
     ("modern_version_failed", 30, ("modern_version_missing", "modern_version_old")),
-    ("firewall_failed", 70, (
-        "all_blocked", "anonymous_blocked", "continent_blocked", "country_blocked", "ip_blocked",
-    )),
-    ("firewall_reported_success", 30, (
-        "anonymous_blocked", "continent_blocked", "country_blocked", "ip_blocked",
-    )),
+    (
+        "firewall_failed",
+        70,
+        (
+            "all_blocked",
+            "anonymous_blocked",
+            "continent_blocked",
+            "country_blocked",
+            "ip_blocked",
+        ),
+    ),
+    (
+        "firewall_reported_success",
+        30,
+        (
+            "anonymous_blocked",
+            "continent_blocked",
+            "country_blocked",
+            "ip_blocked",
+        ),
+    ),
 )
 
 ITEM_USAGE_ACTIONS: tuple[tuple[str, int], ...] = (
     # (action, weight per mille)
-    ("fill", 330), ("secure-copy", 200), ("reveal", 150), ("server-fetch", 100),
-    ("enter-item-edit-mode", 50), ("server-update", 50), ("server-create", 30),
-    ("select-sso-provider", 30), ("share", 25), ("other", 20), ("export", 15),
+    ("fill", 330),
+    ("secure-copy", 200),
+    ("reveal", 150),
+    ("server-fetch", 100),
+    ("enter-item-edit-mode", 50),
+    ("server-update", 50),
+    ("server-create", 30),
+    ("select-sso-provider", 30),
+    ("share", 25),
+    ("other", 20),
+    ("export", 15),
 )
 
 # (action, object_type, extra): extra says which optional keys the event carries:
 # "user" -> object_details of the user object; "device" -> aux_id and aux_details (the owner);
 # "member" -> aux_uuid, aux_details and aux_info of a group member; "" -> none.
 AUDIT_ACTIONS: tuple[tuple[str, str, str], ...] = (
-    ("activate", "account", ""), ("activate", "user", "user"), ("addgsso", "sso", ""),
-    ("begin", "user", "user"), ("beginr", "user", "user"), ("cancel", "invite", ""),
-    ("cancelr", "user", "user"), ("changeks", "user", "user"), ("changela", "account", ""),
-    ("changemp", "user", "user"), ("changenm", "user", "user"), ("changenm", "vault", ""),
-    ("changenm", "group", ""), ("changesk", "user", "user"), ("chngasso", "sso", ""),
-    ("chngdsso", "sso", ""), ("chngpsso", "sso", ""), ("complete", "user", "user"),
-    ("completr", "user", "user"), ("convert", "user", "user"), ("create", "device", "device"),
-    ("create", "group", ""), ("create", "vault", ""), ("create", "item", ""),
-    ("create", "invite", ""), ("create", "template", ""), ("create", "file", ""),
-    ("create", "sa", ""), ("create", "satoken", ""), ("create", "cred", ""),
-    ("create", "report", ""), ("create", "ec", ""), ("create", "card", ""),
-    ("create", "mngdacc", ""), ("create", "slackapp", ""), ("create", "famchild", ""),
-    ("dealldev", "user", "user"), ("delete", "item", ""), ("delete", "vault", ""),
-    ("delete", "group", ""), ("delete", "user", "user"), ("delete", "cred", ""),
-    ("delete", "file", ""), ("delete", "template", ""), ("delete", "slackapp", ""),
-    ("delgsso", "sso", ""), ("delshare", "item", ""), ("deolddev", "device", "device"),
-    ("detchild", "famchild", ""), ("disblduo", "account", ""), ("disblmfa", "account", ""),
-    ("disblsso", "sso", ""), ("dlgsess", "dlgdsess", ""), ("dvrfydmn", "account", ""),
-    ("enblduo", "account", ""), ("enblmfa", "account", ""), ("enblsso", "sso", ""),
-    ("expire", "satoken", ""), ("export", "items", ""), ("export", "vault", ""),
-    ("grant", "gva", ""), ("grant", "uva", ""), ("hide", "vault", ""), ("join", "gm", "member"),
-    ("launchi", "item", ""), ("leave", "gm", "member"), ("musercom", "miguser", ""),
-    ("muserdec", "miguser", ""), ("patch", "item", ""), ("propose", "user", "user"),
-    ("provsn", "user", "user"), ("prsndall", "invite", ""), ("purge", "itemhist", ""),
-    ("purge", "items", ""), ("rdmchild", "famchild", ""), ("reactive", "user", "user"),
-    ("reauth", "device", "device"), ("replace", "vaultkey", ""), ("resendts", "user", "user"),
-    ("revoke", "gva", ""), ("revoke", "uva", ""), ("role", "gm", "member"),
-    ("role", "pm", ""), ("sdvcsso", "sso", ""), ("sendpkg", "user", "user"),
-    ("sendts", "user", "user"), ("share", "item", ""), ("ssotknv", "ssotkn", ""),
-    ("suspend", "user", "user"), ("suspend", "device", "device"), ("tdvcsso", "sso", ""),
-    ("trename", "satoken", ""), ("trevoke", "satoken", ""), ("trvlaway", "user", "user"),
-    ("trvlback", "user", "user"), ("tverify", "ssotkn", ""), ("uisas", "sa", ""),
-    ("unhide", "vault", ""), ("unknown", "account", ""), ("unlink", "mngdacc", ""),
-    ("unlink", "slackapp", ""), ("updatduo", "account", ""), ("update", "account", ""),
-    ("update", "item", ""), ("update", "vault", ""), ("update", "group", ""),
-    ("update", "user", "user"), ("update", "sub", ""), ("update", "card", ""),
-    ("updatea", "vault", ""), ("updatfw", "account", ""), ("updatmfa", "user", "user"),
-    ("upguest", "user", "user"), ("uvrfydmn", "account", ""), ("verify", "user", "user"),
-    ("view", "report", ""), ("view", "itemhist", ""), ("vrfydmn", "account", ""),
+    ("activate", "account", ""),
+    ("activate", "user", "user"),
+    ("addgsso", "sso", ""),
+    ("begin", "user", "user"),
+    ("beginr", "user", "user"),
+    ("cancel", "invite", ""),
+    ("cancelr", "user", "user"),
+    ("changeks", "user", "user"),
+    ("changela", "account", ""),
+    ("changemp", "user", "user"),
+    ("changenm", "user", "user"),
+    ("changenm", "vault", ""),
+    ("changenm", "group", ""),
+    ("changesk", "user", "user"),
+    ("chngasso", "sso", ""),
+    ("chngdsso", "sso", ""),
+    ("chngpsso", "sso", ""),
+    ("complete", "user", "user"),
+    ("completr", "user", "user"),
+    ("convert", "user", "user"),
+    ("create", "device", "device"),
+    ("create", "group", ""),
+    ("create", "vault", ""),
+    ("create", "item", ""),
+    ("create", "invite", ""),
+    ("create", "template", ""),
+    ("create", "file", ""),
+    ("create", "sa", ""),
+    ("create", "satoken", ""),
+    ("create", "cred", ""),
+    ("create", "report", ""),
+    ("create", "ec", ""),
+    ("create", "card", ""),
+    ("create", "mngdacc", ""),
+    ("create", "slackapp", ""),
+    ("create", "famchild", ""),
+    ("dealldev", "user", "user"),
+    ("delete", "item", ""),
+    ("delete", "vault", ""),
+    ("delete", "group", ""),
+    ("delete", "user", "user"),
+    ("delete", "cred", ""),
+    ("delete", "file", ""),
+    ("delete", "template", ""),
+    ("delete", "slackapp", ""),
+    ("delgsso", "sso", ""),
+    ("delshare", "item", ""),
+    ("deolddev", "device", "device"),
+    ("detchild", "famchild", ""),
+    ("disblduo", "account", ""),
+    ("disblmfa", "account", ""),
+    ("disblsso", "sso", ""),
+    ("dlgsess", "dlgdsess", ""),
+    ("dvrfydmn", "account", ""),
+    ("enblduo", "account", ""),
+    ("enblmfa", "account", ""),
+    ("enblsso", "sso", ""),
+    ("expire", "satoken", ""),
+    ("export", "items", ""),
+    ("export", "vault", ""),
+    ("grant", "gva", ""),
+    ("grant", "uva", ""),
+    ("hide", "vault", ""),
+    ("join", "gm", "member"),
+    ("launchi", "item", ""),
+    ("leave", "gm", "member"),
+    ("musercom", "miguser", ""),
+    ("muserdec", "miguser", ""),
+    ("patch", "item", ""),
+    ("propose", "user", "user"),
+    ("provsn", "user", "user"),
+    ("prsndall", "invite", ""),
+    ("purge", "itemhist", ""),
+    ("purge", "items", ""),
+    ("rdmchild", "famchild", ""),
+    ("reactive", "user", "user"),
+    ("reauth", "device", "device"),
+    ("replace", "vaultkey", ""),
+    ("resendts", "user", "user"),
+    ("revoke", "gva", ""),
+    ("revoke", "uva", ""),
+    ("role", "gm", "member"),
+    ("role", "pm", ""),
+    ("sdvcsso", "sso", ""),
+    ("sendpkg", "user", "user"),
+    ("sendts", "user", "user"),
+    ("share", "item", ""),
+    ("ssotknv", "ssotkn", ""),
+    ("suspend", "user", "user"),
+    ("suspend", "device", "device"),
+    ("tdvcsso", "sso", ""),
+    ("trename", "satoken", ""),
+    ("trevoke", "satoken", ""),
+    ("trvlaway", "user", "user"),
+    ("trvlback", "user", "user"),
+    ("tverify", "ssotkn", ""),
+    ("uisas", "sa", ""),
+    ("unhide", "vault", ""),
+    ("unknown", "account", ""),
+    ("unlink", "mngdacc", ""),
+    ("unlink", "slackapp", ""),
+    ("updatduo", "account", ""),
+    ("update", "account", ""),
+    ("update", "item", ""),
+    ("update", "vault", ""),
+    ("update", "group", ""),
+    ("update", "user", "user"),
+    ("update", "sub", ""),
+    ("update", "card", ""),
+    ("updatea", "vault", ""),
+    ("updatfw", "account", ""),
+    ("updatmfa", "user", "user"),
+    ("upguest", "user", "user"),
+    ("uvrfydmn", "account", ""),
+    ("verify", "user", "user"),
+    ("view", "report", ""),
+    ("view", "itemhist", ""),
+    ("vrfydmn", "account", ""),
 )
 
 _FIRST_NAMES = (
-    "Mara", "Jonas", "Aiko", "Priya", "Lucas", "Amara", "Mateo", "Ingrid", "Kwame", "Sofia",
-    "Hiro", "Leila", "Owen", "Nadia", "Tomasz", "Elena", "Ravi", "Chloe", "Diego", "Freya",
-    "Yusuf", "Hannah", "Kenji", "Zoe", "Andre", "Maya", "Felix", "Noor", "Emil", "Rosa",
+    "Mara",
+    "Jonas",
+    "Aiko",
+    "Priya",
+    "Lucas",
+    "Amara",
+    "Mateo",
+    "Ingrid",
+    "Kwame",
+    "Sofia",
+    "Hiro",
+    "Leila",
+    "Owen",
+    "Nadia",
+    "Tomasz",
+    "Elena",
+    "Ravi",
+    "Chloe",
+    "Diego",
+    "Freya",
+    "Yusuf",
+    "Hannah",
+    "Kenji",
+    "Zoe",
+    "Andre",
+    "Maya",
+    "Felix",
+    "Noor",
+    "Emil",
+    "Rosa",
 )
 _LAST_NAMES = (
-    "Lindqvist", "Okafor", "Tanaka", "Sharma", "Moreau", "Mensah", "Garcia", "Berg", "Novak",
-    "Rossi", "Kim", "Haddad", "Walsh", "Petrova", "Kowalski", "Silva", "Iyer", "Dubois",
-    "Fernandez", "Larsen", "Demir", "Schmidt", "Sato", "Nguyen", "Costa", "Patel", "Wagner",
-    "Rahman", "Jensen", "Alvarez",
+    "Lindqvist",
+    "Okafor",
+    "Tanaka",
+    "Sharma",
+    "Moreau",
+    "Mensah",
+    "Garcia",
+    "Berg",
+    "Novak",
+    "Rossi",
+    "Kim",
+    "Haddad",
+    "Walsh",
+    "Petrova",
+    "Kowalski",
+    "Silva",
+    "Iyer",
+    "Dubois",
+    "Fernandez",
+    "Larsen",
+    "Demir",
+    "Schmidt",
+    "Sato",
+    "Nguyen",
+    "Costa",
+    "Patel",
+    "Wagner",
+    "Rahman",
+    "Jensen",
+    "Alvarez",
 )
 
 # (ISO code, country name, region, city, latitude, longitude, continent)
@@ -189,12 +365,18 @@ def uuid26(high: int, low: int, *, lower: bool = False) -> str:
     pairs = _PAIRS_LOWER if lower else _PAIRS_UPPER
     bits = (high << 66) | (low << 2) | (high & 3)
     return (
-        pairs[bits >> 120 & _TEN_BITS] + pairs[bits >> 110 & _TEN_BITS]
-        + pairs[bits >> 100 & _TEN_BITS] + pairs[bits >> 90 & _TEN_BITS]
-        + pairs[bits >> 80 & _TEN_BITS] + pairs[bits >> 70 & _TEN_BITS]
-        + pairs[bits >> 60 & _TEN_BITS] + pairs[bits >> 50 & _TEN_BITS]
-        + pairs[bits >> 40 & _TEN_BITS] + pairs[bits >> 30 & _TEN_BITS]
-        + pairs[bits >> 20 & _TEN_BITS] + pairs[bits >> 10 & _TEN_BITS]
+        pairs[bits >> 120 & _TEN_BITS]
+        + pairs[bits >> 110 & _TEN_BITS]
+        + pairs[bits >> 100 & _TEN_BITS]
+        + pairs[bits >> 90 & _TEN_BITS]
+        + pairs[bits >> 80 & _TEN_BITS]
+        + pairs[bits >> 70 & _TEN_BITS]
+        + pairs[bits >> 60 & _TEN_BITS]
+        + pairs[bits >> 50 & _TEN_BITS]
+        + pairs[bits >> 40 & _TEN_BITS]
+        + pairs[bits >> 30 & _TEN_BITS]
+        + pairs[bits >> 20 & _TEN_BITS]
+        + pairs[bits >> 10 & _TEN_BITS]
         + pairs[bits & _TEN_BITS]
     )
 
@@ -241,31 +423,58 @@ class AccountProfile:
             email_domain = "msp-partner.example.net" if external else domain
             uuid = uuid26(rng.getrandbits(64), rng.getrandbits(64))
             home = provider_uuid if external else account_uuid
-            user = {"uuid": uuid, "name": f"{first} {last}",
-                    "email": f"{first}.{last}{index}@{email_domain}".lower()}
+            user = {
+                "uuid": uuid,
+                "name": f"{first} {last}",
+                "email": f"{first}.{last}{index}@{email_domain}".lower(),
+            }
             user_v2 = dict(user)
             if msp:
                 user_v2["user_type"] = "external_user" if external else "user"
                 user_v2["user_account_uuid"] = home
-            people.append(Person(uuid, user["name"], user["email"], external, home,
-                                 _dumps(user), _dumps(user_v2)))
+            people.append(
+                Person(
+                    uuid, user["name"], user["email"], external, home, _dumps(user), _dumps(user_v2)
+                )
+            )
         self.people: tuple[Person, ...] = tuple(people)
         self.admins: tuple[Person, ...] = self.people[:6]
         clients = []
         for app, version, platform, platform_version, os_name, os_version in _CLIENTS:
             for _ in range(4):
                 ip = rng.choice(_IP_PREFIXES) + str(rng.randrange(1, 255))
-                clients.append((ip, _dumps({
-                    "app_name": app, "app_version": version, "platform_name": platform,
-                    "platform_version": platform_version, "os_name": os_name,
-                    "os_version": os_version, "ip_address": ip,
-                })))
+                clients.append(
+                    (
+                        ip,
+                        _dumps(
+                            {
+                                "app_name": app,
+                                "app_version": version,
+                                "platform_name": platform,
+                                "platform_version": platform_version,
+                                "os_name": os_name,
+                                "os_version": os_version,
+                                "ip_address": ip,
+                            }
+                        ),
+                    )
+                )
         self.clients: tuple[tuple[str, str], ...] = tuple(clients)
         self.places: tuple[tuple[str, str, str, str], ...] = tuple(
-            (code, country, continent, _dumps({
-                "country": country, "region": region, "city": city,
-                "latitude": latitude, "longitude": longitude,
-            }))
+            (
+                code,
+                country,
+                continent,
+                _dumps(
+                    {
+                        "country": country,
+                        "region": region,
+                        "city": city,
+                        "latitude": latitude,
+                        "longitude": longitude,
+                    }
+                ),
+            )
             for code, country, region, city, latitude, longitude, continent in _PLACES
         )
         vaults = [uuid26(rng.getrandbits(64), rng.getrandbits(64), lower=True) for _ in range(8)]
@@ -339,8 +548,12 @@ class StreamRenderer:
         ]
         details = "null"
         if category.startswith("firewall"):
-            value = {"continent_blocked": continent, "country_blocked": country,
-                     "ip_blocked": ip, "anonymous_blocked": ip}.get(kind, "All")
+            value = {
+                "continent_blocked": continent,
+                "country_blocked": country,
+                "ip_blocked": ip,
+                "anonymous_blocked": ip,
+            }.get(kind, "All")
             details = _dumps({"value": value})
         session = profile.sessions[(second >> 8) % len(profile.sessions)]
         body = (
@@ -416,8 +629,9 @@ class StreamRenderer:
                     f',"actor_account_uuid":"{actor.home_account_uuid}"'
                     f',"account_uuid":"{profile.account_uuid}"'
                 )
-        object_uuid = self._object_uuid(object_type, subject if extra == "user" else None,
-                                        second, third)
+        object_uuid = self._object_uuid(
+            object_type, subject if extra == "user" else None, second, third
+        )
         body += f',"action":"{action}","object_type":"{object_type}","object_uuid":"{object_uuid}"'
         if extra == "user":
             body += f',"object_details":{subject.v1_json}'
@@ -426,8 +640,7 @@ class StreamRenderer:
         elif extra == "member":
             role = "A" if (second >> 8) & 1 else "R"
             body += (
-                f',"aux_uuid":"{subject.uuid}","aux_details":{subject.v1_json}'
-                f',"aux_info":"{role}"'
+                f',"aux_uuid":"{subject.uuid}","aux_details":{subject.v1_json},"aux_info":"{role}"'
             )
         ip, _ = profile.clients[(third >> 28) % len(profile.clients)]
         login_ns = ns - (second % (8 * 3600 * NANOS_PER_SECOND))
@@ -468,12 +681,15 @@ def initial_timestamps(key: int, count: int, end_ns: int) -> array[int]:
     stamps: array[int] = array("q")
     # Built in chunks so that a million stamps never exist as a million Python ints at once.
     for chunk_start in range(0, count, _CHUNK):
-        chunk_units = rng.choices(units, weights=_PRECISION_WEIGHTS,
-                                  k=min(_CHUNK, count - chunk_start))
-        stamps.extend([
-            (nanos := start_ns + position * step + int(fraction() * step)) - nanos % unit
-            for position, unit in enumerate(chunk_units, chunk_start)
-        ])
+        chunk_units = rng.choices(
+            units, weights=_PRECISION_WEIGHTS, k=min(_CHUNK, count - chunk_start)
+        )
+        stamps.extend(
+            [
+                (nanos := start_ns + position * step + int(fraction() * step)) - nanos % unit
+                for position, unit in enumerate(chunk_units, chunk_start)
+            ]
+        )
     late_window = 6 * 3600 * NANOS_PER_SECOND
     for position in rng.sample(range(count), count // 400):
         nanos = stamps[position] - int(fraction() * late_window)

@@ -112,13 +112,18 @@ class Emulator:
         self._started_ns = self.clock.now_ns()
         self._authority = TokenAuthority(hashlib.sha256(f"token-key:{seed}".encode()).digest())
         self._accounts = [
-            Account(spec.name, spec.account_uuid or derived_uuid(seed, "account", spec.name),
-                    list(spec.features), spec.msp)
+            Account(
+                spec.name,
+                spec.account_uuid or derived_uuid(seed, "account", spec.name),
+                list(spec.features),
+                spec.msp,
+            )
             for spec in specs
         ]
         self._profiles = {
-            account.name: AccountProfile(seed=seed, name=account.name,
-                                         account_uuid=account.account_uuid, msp=account.msp)
+            account.name: AccountProfile(
+                seed=seed, name=account.name, account_uuid=account.account_uuid, msp=account.msp
+            )
             for account in self._accounts
         }
         self._streams: dict[tuple[str, str], EventStream] = {}
@@ -139,8 +144,9 @@ class Emulator:
             streams=self._stream,
             codec=CursorCodec(os.urandom(32)),
             limiter=RateLimiter(self.clock, rate_limit_per_minute, rate_limit_per_hour),
-            settings=ServiceSettings(error_style=error_style, retry_after=retry_after,
-                                     v3_legacy_names=v3_legacy_names),
+            settings=ServiceSettings(
+                error_style=error_style, retry_after=retry_after, v3_legacy_names=v3_legacy_names
+            ),
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -317,7 +323,12 @@ class Emulator:
         ]
 
     def add_events(
-        self, account: str, feature: str, count: int = 1, *, late: bool = False,
+        self,
+        account: str,
+        feature: str,
+        count: int = 1,
+        *,
+        late: bool = False,
         version: str = "v2",
     ) -> list[dict[str, Any]]:
         """Ingest ``count`` new events now and return them as ``version`` serves them.
@@ -341,8 +352,10 @@ class Emulator:
         now = self.clock.now_ns()
         newest = stream.newest_ns if len(stream) else now
         if late:
-            floor = max(self.service.retention_start_ns() + NANOS_PER_SECOND,
-                        newest - 3600 * NANOS_PER_SECOND)
+            floor = max(
+                self.service.retention_start_ns() + NANOS_PER_SECOND,
+                newest - 3600 * NANOS_PER_SECOND,
+            )
             span = max(newest - floor, 1)
             stamps = sorted(floor + int(rng.random() * span) for _ in range(count))
             stamps = [min(stamp, newest - 1) for stamp in stamps]
@@ -350,7 +363,8 @@ class Emulator:
             base = max(now - count * 1_000_000, newest + 1)
             stamps = [base + index * 1_000_000 + rng.randrange(1_000_000) for index in range(count)]
             stamps = [
-                truncated if (truncated := truncate_precision(stamp, rng.randrange(10))) > newest
+                truncated
+                if (truncated := truncate_precision(stamp, rng.randrange(10))) > newest
                 else stamp
                 for stamp in stamps
             ]
@@ -443,7 +457,7 @@ class Emulator:
             ControlError: for an unknown route or method (404) or bad arguments (400).
 
         """
-        route = path[len(CONTROL_PREFIX):].rstrip("/")
+        route = path[len(CONTROL_PREFIX) :].rstrip("/")
         args = {key: values[-1] for key, values in query.items()} | payload
         if (method, route) == ("GET", "accounts"):
             return {**self.describe(), "accounts": [a.to_json() for a in self._accounts]}
@@ -453,14 +467,23 @@ class Emulator:
             )
             return {"token": token}
         if (method, route) == ("GET", "events"):
-            return {"items": self.events(
-                _required(args, "account"), _required(args, "feature"), args.get("version", "v2")
-            )}
+            return {
+                "items": self.events(
+                    _required(args, "account"),
+                    _required(args, "feature"),
+                    args.get("version", "v2"),
+                )
+            }
         if (method, route) == ("POST", "events"):
-            return {"items": self.add_events(
-                _required(args, "account"), _required(args, "feature"), int(args.get("count", 1)),
-                late=bool(args.get("late", False)), version=args.get("version", "v2"),
-            )}
+            return {
+                "items": self.add_events(
+                    _required(args, "account"),
+                    _required(args, "feature"),
+                    int(args.get("count", 1)),
+                    late=bool(args.get("late", False)),
+                    version=args.get("version", "v2"),
+                )
+            }
         if (method, route) == ("POST", "faults"):
             params = {k: v for k, v in args.items() if k not in ("path", "fault", "count")}
             fault = self.fail_next(

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 FAULT_KINDS = (
-    "429", "500", "502", "503", "reset", "hang", "truncate", "empty_page", "reject_cursor",
+    "429",
+    "500",
+    "502",
+    "503",
+    "reset",
+    "hang",
+    "truncate",
+    "empty_page",
+    "reject_cursor",
 )
 """``429`` (param ``retry_after``), ``500``/``502``/``503``, ``reset`` (connection reset),
 ``hang`` (param ``seconds``, then answer normally), ``truncate`` (a cut JSON body; param
@@ -20,7 +28,9 @@ FAULT_KINDS = (
 on v3 a bad page token). Every fault also takes ``after=N``: let N matching requests pass first."""
 
 _PARAMS = {
-    "429": {"retry_after"}, "hang": {"seconds"}, "truncate": {"incomplete"},
+    "429": {"retry_after"},
+    "hang": {"seconds"},
+    "truncate": {"incomplete"},
 }
 
 

@@ -25,9 +25,7 @@ class TimestampError(ValueError):
 
 
 _TWO_DIGITS = tuple(f"{number:02d}" for number in range(61))
-_TIME_OF_DAY = tuple(
-    f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60)
-)
+_TIME_OF_DAY = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
 
 
 @functools.lru_cache(maxsize=8192)

@@ -66,9 +66,15 @@ class RequestRecord:
     def to_json(self) -> dict[str, Any]:
         """Return the record as ``GET /_emulator/requests`` lists it."""
         return {
-            "method": self.method, "path": self.path, "body": self.body, "status": self.status,
-            "account": self.account, "time": self.time.isoformat().replace("+00:00", "Z"),
-            "fault": self.fault, "cpu_seconds": self.cpu_seconds, "user_agent": self.user_agent,
+            "method": self.method,
+            "path": self.path,
+            "body": self.body,
+            "status": self.status,
+            "account": self.account,
+            "time": self.time.isoformat().replace("+00:00", "Z"),
+            "fault": self.fault,
+            "cpu_seconds": self.cpu_seconds,
+            "user_agent": self.user_agent,
             "query": self.query,
         }
 
@@ -187,8 +193,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         route = route_of(self.command, split.path)
         if route is None:
-            self._record(split.path, body=_json_or_none(body), status=404, account=None,
-                         cpu=time.thread_time() - started_cpu, fault=None)
+            self._record(
+                split.path,
+                body=_json_or_none(body),
+                status=404,
+                account=None,
+                cpu=time.thread_time() - started_cpu,
+                fault=None,
+            )
             self._send(404, NOT_FOUND_BODY, "text/plain; charset=utf-8")
             return
         fault = emulator.faults.take(split.path)
@@ -197,9 +209,14 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         headers = {key.lower(): value for key, value in self.headers.items()}
         if kind == "reset":
             account = emulator.service.identify(headers)[1]
-            self._record(split.path, body=_json_or_none(body), status=0,
-                         account=account.name if account else None,
-                         cpu=time.thread_time() - started_cpu, fault=kind)
+            self._record(
+                split.path,
+                body=_json_or_none(body),
+                status=0,
+                account=account.name if account else None,
+                cpu=time.thread_time() - started_cpu,
+                fault=kind,
+            )
             self._reset_connection()
             return
         if kind == "hang":
@@ -210,23 +227,46 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             # The answer leaves latency_ms after the request arrived: handling is part of it.
             answer_at = arrived + emulator.latency_ms / 1000
             emulator.stopping.wait(max(0.0, answer_at - time.monotonic()))
-        self._record(split.path, body=response.request_body, status=response.status,
-                     account=response.account, cpu=cpu, fault=kind, query=split.query)
+        self._record(
+            split.path,
+            body=response.request_body,
+            status=response.status,
+            account=response.account,
+            cpu=cpu,
+            fault=kind,
+            query=split.query,
+        )
         if kind == "truncate":
             self._send_truncated(response, incomplete=bool(params.get("incomplete")))
             return
         self._send(response.status, response.body, response.content_type, response.headers)
 
     def _record(  # noqa: PLR0913 - every field of the record, by keyword
-        self, path: str, *, body: Any, status: int, account: str | None, cpu: float,  # noqa: ANN401
-        fault: str | None, query: str = "",
+        self,
+        path: str,
+        *,
+        body: Any,  # noqa: ANN401 - any JSON body
+        status: int,
+        account: str | None,
+        cpu: float,
+        fault: str | None,
+        query: str = "",
     ) -> None:
         emulator = self.server.emulator
-        emulator.record(RequestRecord(
-            method=self.command, path=path, body=body, status=status, account=account,
-            time=emulator.now, fault=fault, cpu_seconds=cpu,
-            user_agent=self.headers.get("User-Agent"), query=query,
-        ))
+        emulator.record(
+            RequestRecord(
+                method=self.command,
+                path=path,
+                body=body,
+                status=status,
+                account=account,
+                time=emulator.now,
+                fault=fault,
+                cpu_seconds=cpu,
+                user_agent=self.headers.get("User-Agent"),
+                query=query,
+            )
+        )
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
@@ -289,9 +329,10 @@ def start_server(
     server = EmulatorHTTPServer((host, port), emulator)
     # A short poll interval keeps stop() quick; idle polling costs next to nothing.
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="events-api-emulator",
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.02},
+        name="events-api-emulator",
         daemon=True,
     )
     thread.start()
     return server, thread
-

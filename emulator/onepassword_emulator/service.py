@@ -50,8 +50,12 @@ INTROSPECTION_ROUTES = {"/api/auth/introspect": "v1", "/api/v2/auth/introspect":
 NOT_FOUND_BODY = b"404 page not found\n"
 ERROR_STYLES = ("legacy", "status")
 _REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests",
-    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    400: "Bad Request",
+    401: "Unauthorized",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
 }
 
 
@@ -170,8 +174,13 @@ class EventsService:
         return claims, self.account_for(claims)
 
     def handle(  # noqa: PLR0913, PLR0917 - positional: tests wrap it with *args
-        self, route: str, headers: dict[str, str], body: bytes, fault: str | None = None,
-        fault_params: dict[str, Any] | None = None, query: str = "",
+        self,
+        route: str,
+        headers: dict[str, str],
+        body: bytes,
+        fault: str | None = None,
+        fault_params: dict[str, Any] | None = None,
+        query: str = "",
     ) -> ApiResponse:
         """Answer a request to an existing API ``route`` (``route_of`` already matched it).
 
@@ -198,8 +207,13 @@ class EventsService:
         return response
 
     def _serve(
-        self, route: str, claims: TokenClaims | None, account: Account | None, body: bytes,
-        *, empty_page: bool,
+        self,
+        route: str,
+        claims: TokenClaims | None,
+        account: Account | None,
+        body: bytes,
+        *,
+        empty_page: bool,
     ) -> ApiResponse:
         if claims is None or account is None:
             return self.error(401)
@@ -225,10 +239,13 @@ class EventsService:
         else:
             response = self._v3_page(account, query, empty_page=empty_page)
         limit, remaining, reset = self.limiter.status(key)
-        response.headers.update({
-            "RateLimit-Limit": str(limit), "RateLimit-Remaining": str(remaining),
-            "RateLimit-Reset": str(reset),
-        })
+        response.headers.update(
+            {
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": str(remaining),
+                "RateLimit-Reset": str(reset),
+            }
+        )
         return response
 
     def _v3_page(self, account: Account, query: str, *, empty_page: bool) -> ApiResponse:
@@ -237,25 +254,37 @@ class EventsService:
         legacy = self.settings.v3_legacy_names
         try:
             page = parse_query(
-                query, account=account.name, stream=stream, codec=codec,
-                now_ns=self.clock.now_ns(), retention_ns=self.retention_start_ns(), legacy=legacy,
+                query,
+                account=account.name,
+                stream=stream,
+                codec=codec,
+                now_ns=self.clock.now_ns(),
+                retention_ns=self.retention_start_ns(),
+                legacy=legacy,
             )
         except V3RequestError as exc:
             return self.error(400, str(exc))
         if empty_page:
             page = replace(page, limit=0)
-        return ApiResponse(200, answer_page(page, stream, codec, account.account_uuid,
-                                            legacy=legacy))
+        body = answer_page(page, stream, codec, account.account_uuid, legacy=legacy)
+        return ApiResponse(200, body)
 
     def _introspect(self, version: str, claims: TokenClaims, account: Account) -> ApiResponse:
         issued_at = format_ns(claims.issued_at * NANOS_PER_SECOND)
         payload: dict[str, Any]
         if version == "v1":
-            payload = {"UUID": claims.integration_uuid, "IssuedAt": issued_at,
-                       "Features": list(claims.features)}
+            payload = {
+                "UUID": claims.integration_uuid,
+                "IssuedAt": issued_at,
+                "Features": list(claims.features),
+            }
         else:
-            payload = {"uuid": claims.integration_uuid, "issued_at": issued_at,
-                       "features": list(claims.features), "account_uuid": account.account_uuid}
+            payload = {
+                "uuid": claims.integration_uuid,
+                "issued_at": issued_at,
+                "features": list(claims.features),
+                "account_uuid": account.account_uuid,
+            }
         return ApiResponse(200, json.dumps(payload).encode())
 
     def _page(self, route: str, account: Account, body: bytes, *, empty_page: bool) -> ApiResponse:
@@ -272,8 +301,12 @@ class EventsService:
         if empty_page:
             return _envelope(codec.encode(state), has_more=True, items=[])
         selection = stream.select(
-            state.position, start_ns=state.start_ns, horizon=state.horizon,
-            retention_ns=self.retention_start_ns(), end_ns=state.end_ns, limit=state.limit,
+            state.position,
+            start_ns=state.start_ns,
+            horizon=state.horizon,
+            retention_ns=self.retention_start_ns(),
+            end_ns=state.end_ns,
+            limit=state.limit,
         )
         renderer = stream.renderer
         v2 = version == "v2"

@@ -198,7 +198,7 @@ class EventStream:
                 block_max[-1] = running
             position += 1
         self._running_max = running
-        self._late_set.update(late[len(self._late_set):])
+        self._late_set.update(late[len(self._late_set) :])
 
     def append(self, timestamps: list[int], inserted_ns: int | None = None) -> range:
         """Ingest events with these timestamps now; return their positions.
@@ -287,11 +287,13 @@ class EventStream:
                 if stamp >= high:
                     if index not in late_set:
                         # In-order events only get newer: the rest can only be late arrivals.
-                        tail = self._late[bisect.bisect_right(self._late, index):]
+                        tail = self._late[bisect.bisect_right(self._late, index) :]
                         found.extend(
-                            late for late in tail
+                            late
+                            for late in tail
                             if (history_low if late < horizon else retention_ns)
-                            <= stamps[late] < high
+                            <= stamps[late]
+                            < high
                         )
                         break
                 elif stamp >= (history_low if index < horizon else retention_ns):

@@ -72,8 +72,10 @@ class PostgresCluster:
 
     def conninfo(self, dbname: str = "postgres") -> str:
         """Return a libpq connection string for one database of the cluster."""
-        return (f"host={self.host} port={self.port} user={self.user} "
-                f"password={self.password} dbname={dbname}")
+        return (
+            f"host={self.host} port={self.port} user={self.user} "
+            f"password={self.password} dbname={dbname}"
+        )
 
     def create_database(self, name: str) -> str:
         """Create an empty database and return its name."""
@@ -103,10 +105,23 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     if as_postgres:
         shutil.chown(password_file, user="postgres", group="postgres")
     subprocess.run(
-        [*as_postgres, _postgres_bin("initdb"), "-D", str(data_dir), "-U", cluster.user,
-         f"--pwfile={password_file}", "--auth-host=scram-sha-256", "--auth-local=trust",
-         "-E", "UTF8", "--no-sync", "--no-instructions"],
-        check=True, capture_output=True,
+        [
+            *as_postgres,
+            _postgres_bin("initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            cluster.user,
+            f"--pwfile={password_file}",
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        check=True,
+        capture_output=True,
     )
     # A server time zone far from UTC: a date-time that lost its UTC normalisation on the way
     # would land hours off.
@@ -116,9 +131,23 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     )
     pg_ctl = _postgres_bin("pg_ctl")
     started = subprocess.run(
-        [*as_postgres, pg_ctl, "-D", str(data_dir), "-l", str(log_file), "-o", options,
-         "-w", "-t", "60", "start"],
-        check=False, capture_output=True, text=True,
+        [
+            *as_postgres,
+            pg_ctl,
+            "-D",
+            str(data_dir),
+            "-l",
+            str(log_file),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     try:
         if started.returncode != 0:
@@ -128,7 +157,8 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     finally:
         subprocess.run(
             [*as_postgres, pg_ctl, "-D", str(data_dir), "-m", "immediate", "-w", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
 
@@ -157,8 +187,14 @@ class MeltanoProject:
     def run(self, *args: str, timeout: float = 300) -> MeltanoResult:
         """Run a Meltano command to completion and return what it printed."""
         done = subprocess.run(
-            self.command(*args), cwd=PROJECT_ROOT, env=self.env, check=False,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+            self.command(*args),
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
         )
         return MeltanoResult(done.returncode, done.stdout)
 
@@ -166,8 +202,11 @@ class MeltanoProject:
         """Start a Meltano command in the background, its output going to `log`."""
         with log.open("wb") as sink:
             return subprocess.Popen(
-                self.command(*args), cwd=PROJECT_ROOT, env=self.env,
-                stdout=sink, stderr=subprocess.STDOUT,
+                self.command(*args),
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
             )
 
     def state(self, state_id: str) -> dict[str, Any]:
@@ -181,8 +220,7 @@ class MeltanoProject:
 def _clean_environ() -> dict[str, str]:
     """Return this process's environment without settings that would steer Meltano."""
     env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(_FOREIGN_ENV_PREFIXES)
+        key: value for key, value in os.environ.items() if not key.startswith(_FOREIGN_ENV_PREFIXES)
     }
     # Plugin executables resolve against the project's virtualenv first.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -196,8 +234,14 @@ def meltano_installed() -> None:
     env = _clean_environ()
     env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     done = subprocess.run(
-        [str(MELTANO), "install"], cwd=PROJECT_ROOT, env=env, check=False,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900,
+        [str(MELTANO), "install"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=900,
     )
     assert done.returncode == 0, f"meltano install failed:\n{done.stdout}"
     sys.stderr.write(f"\nmeltano install: {time.monotonic() - started:.1f}s\n")
@@ -218,13 +262,15 @@ def meltano(meltano_installed: None, tmp_path: Path) -> MeltanoProject:
     for kind in ("extractors", "loaders"):
         (sys_dir / kind).symlink_to(PROJECT_ROOT / ".meltano" / kind, target_is_directory=True)
     env = _clean_environ()
-    env.update({
-        "MELTANO_ENVIRONMENT": "test",
-        "MELTANO_SYS_DIR_ROOT": str(sys_dir),
-        "MELTANO_DATABASE_URI": f"sqlite:///{sys_dir / 'meltano.db'}",
-        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
-    })
+    env.update(
+        {
+            "MELTANO_ENVIRONMENT": "test",
+            "MELTANO_SYS_DIR_ROOT": str(sys_dir),
+            "MELTANO_DATABASE_URI": f"sqlite:///{sys_dir / 'meltano.db'}",
+            "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
+        }
+    )
     return MeltanoProject(env=env)
 
 

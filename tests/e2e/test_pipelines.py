@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from .conftest import tap_env
+from tests.e2e.conftest import tap_env
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from onepassword_emulator import Emulator
-
-    from .conftest import MeltanoProject, PostgresCluster
+    from tests.e2e.conftest import MeltanoProject, PostgresCluster
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -71,7 +70,7 @@ def utc_instant(timestamp: str) -> datetime:
     head, _, fraction_and_zone = timestamp.partition(".")
     if fraction_and_zone:
         digits = "".join(ch for ch in fraction_and_zone if ch.isdigit())
-        zone = fraction_and_zone[len(digits):]
+        zone = fraction_and_zone[len(digits) :]
         timestamp = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     return parsed.astimezone(timezone.utc).replace(tzinfo=None)
@@ -79,8 +78,11 @@ def utc_instant(timestamp: str) -> datetime:
 
 def data_requests(emulator: Emulator, since: int = 0) -> list[Any]:
     """Return the event-endpoint requests the emulator saw, from index `since` on."""
-    return [request for request in emulator.requests[since:]
-            if request.method == "POST" and request.path.startswith("/api/")]
+    return [
+        request
+        for request in emulator.requests[since:]
+        if request.method == "POST" and request.path.startswith("/api/")
+    ]
 
 
 def assert_no_token(emulator: Emulator, *texts: str) -> None:
@@ -112,7 +114,10 @@ def test_jsonl_second_run_lands_exactly_the_new_and_late_events(
         assert len(keys) == len(set(keys)), f"{stream}: an event landed twice"
         assert set(keys) == set(events), f"{stream}: landed events differ from the emulator's"
     assert sorted(r["account_name"] for r in landed["introspection"]) == [
-        "acme", "globex", "initech"]
+        "acme",
+        "globex",
+        "initech",
+    ]
     state = meltano.state(JSONL_STATE_ID)
     assert set(state["singer_state"]["bookmarks"]) >= set(STREAM_OF_FEATURE.values())
 
@@ -124,11 +129,17 @@ def test_jsonl_second_run_lands_exactly_the_new_and_late_events(
             for late in (False, True):
                 for event in emulator.add_events(account.name, feature, 4, late=late):
                     added[stream].add((account.name, event["uuid"]))
-    newest_first_run = max(utc_instant(event["timestamp"])
-                           for events in first_events.values() for event in events.values())
-    added_times = [utc_instant(event["timestamp"])
-                   for stream, events in emulator_events(emulator).items()
-                   for key, event in events.items() if key in added[stream]]
+    newest_first_run = max(
+        utc_instant(event["timestamp"])
+        for events in first_events.values()
+        for event in events.values()
+    )
+    added_times = [
+        utc_instant(event["timestamp"])
+        for stream, events in emulator_events(emulator).items()
+        for key, event in events.items()
+        if key in added[stream]
+    ]
     assert min(added_times) < newest_first_run, "no late event was added"
 
     meltano.env["TARGET_JSONL_DESTINATION_PATH"] = str(tmp_path / "run2")
@@ -149,14 +160,16 @@ def test_jsonl_second_run_lands_exactly_the_new_and_late_events(
 
 def use_postgres(meltano: MeltanoProject, cluster: PostgresCluster, database: str) -> None:
     """Point target-postgres at one database of the test cluster through its env variables."""
-    meltano.env.update({
-        "TARGET_POSTGRES_HOST": cluster.host,
-        "TARGET_POSTGRES_PORT": str(cluster.port),
-        "TARGET_POSTGRES_USER": cluster.user,
-        "TARGET_POSTGRES_PASSWORD": cluster.password,
-        "TARGET_POSTGRES_DATABASE": cluster.create_database(database),
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
-    })
+    meltano.env.update(
+        {
+            "TARGET_POSTGRES_HOST": cluster.host,
+            "TARGET_POSTGRES_PORT": str(cluster.port),
+            "TARGET_POSTGRES_USER": cluster.user,
+            "TARGET_POSTGRES_PASSWORD": cluster.password,
+            "TARGET_POSTGRES_DATABASE": cluster.create_database(database),
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": SCHEMA,
+        }
+    )
 
 
 def primary_key(conn: psycopg.Connection[Any], table: str) -> list[str]:
@@ -193,7 +206,8 @@ def batched_at(conn: psycopg.Connection[Any]) -> dict[tuple[str, str, str], date
         (stream, account, uuid): when
         for stream in STREAM_OF_FEATURE.values()
         for account, uuid, when in conn.execute(
-            f"SELECT account_name, uuid, _sdc_batched_at FROM {SCHEMA}.{stream}")
+            f"SELECT account_name, uuid, _sdc_batched_at FROM {SCHEMA}.{stream}"
+        )
     }
 
 
@@ -214,21 +228,29 @@ def test_postgres_rows_types_and_no_duplicates_after_a_reread(
         introspected = conn.execute(f"SELECT count(*) FROM {SCHEMA}.introspection").fetchone()
         assert introspected == (len(emulator.accounts),)
 
-        types: dict[str, str] = dict(conn.execute(
-            "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = %s", (SCHEMA,)).fetchall())
+        types: dict[str, str] = dict(
+            conn.execute(
+                "SELECT table_name || '.' || column_name, data_type "
+                "FROM information_schema.columns WHERE table_schema = %s",
+                (SCHEMA,),
+            ).fetchall()
+        )
         for stream, events in emulator_events(emulator).items():
             # The target keeps date-times as `timestamp` without zone: right only if UTC.
             assert types[f"{stream}.timestamp"] == "timestamp without time zone"
-            stored = {(account, uuid): (when, row) for account, uuid, when, row in
-                      conn.execute(f"SELECT account_name, uuid, timestamp, "
-                                   f"to_jsonb(t) FROM {SCHEMA}.{stream} t")}
+            stored = {
+                (account, uuid): (when, row)
+                for account, uuid, when, row in conn.execute(
+                    f"SELECT account_name, uuid, timestamp, to_jsonb(t) FROM {SCHEMA}.{stream} t"
+                )
+            }
             nested_seen = set()
             for key, event in events.items():
                 when, row = stored[key]
                 # Postgres keeps microseconds; the API sends up to nanoseconds.
                 assert abs(when - utc_instant(event["timestamp"])) <= MICROSECOND, (
-                    f"{stream} {key}: stored {when}, event at {event['timestamp']}")
+                    f"{stream} {key}: stored {when}, event at {event['timestamp']}"
+                )
                 for field, value in event.items():
                     if isinstance(value, dict):
                         nested_seen.add(field)
@@ -250,8 +272,11 @@ def test_postgres_rows_types_and_no_duplicates_after_a_reread(
     run2 = meltano.run("run", "tap-onepassword", "target-postgres")
     assert run2.returncode == 0, run2.output[-4000:]
 
-    resets = [request for request in data_requests(emulator, seen_before)
-              if isinstance(request.body, dict) and not request.body.get("cursor")]
+    resets = [
+        request
+        for request in data_requests(emulator, seen_before)
+        if isinstance(request.body, dict) and not request.body.get("cursor")
+    ]
     assert resets, "the second run never re-read from a timestamp"
     with psycopg.connect(postgres_cluster.conninfo("e2e_reread")) as conn:
         assert_tables_match(conn, emulator)
@@ -311,8 +336,10 @@ def test_tap_killed_mid_run_then_rerun_by_meltano_loses_nothing(
     run2 = meltano.run("run", "tap-onepassword", "target-postgres")
     assert run2.returncode == 0, run2.output[-4000:]
 
-    resumed = Counter(bool(isinstance(request.body, dict) and request.body.get("cursor"))
-                      for request in data_requests(emulator, seen_before))
+    resumed = Counter(
+        bool(isinstance(request.body, dict) and request.body.get("cursor"))
+        for request in data_requests(emulator, seen_before)
+    )
     assert resumed[True], "the rerun sent no stored cursor"
     with psycopg.connect(postgres_cluster.conninfo("e2e_kill")) as conn:
         assert_tables_match(conn, emulator)

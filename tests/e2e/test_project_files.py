@@ -11,8 +11,7 @@ from typing import Any
 import yaml
 
 from tap_onepassword.tap import TapOnePassword
-
-from .conftest import MELTANO, PROJECT_ROOT
+from tests.e2e.conftest import MELTANO, PROJECT_ROOT
 
 TAP = str(Path(sys.executable).with_name("tap-onepassword"))
 
@@ -25,16 +24,22 @@ def project() -> dict[str, Any]:
 
 def about() -> dict[str, Any]:
     """Return the tap's own description of its settings and capabilities."""
-    done = subprocess.run([TAP, "--about", "--format=json"], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [TAP, "--about", "--format=json"], capture_output=True, text=True, check=True
+    )
     loaded: dict[str, Any] = json.loads(done.stdout)
     return loaded
 
 
 def test_generated_settings_match_the_tap() -> None:
     """README's table and meltano.yml's settings are what `make settings` generates now."""
-    done = subprocess.run([sys.executable, "scripts/sync_settings.py", "--check"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "scripts/sync_settings.py", "--check"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -58,7 +63,10 @@ def test_plugins_install_from_pypi_alone() -> None:
     """No plugin asks Meltano Hub (`variant:`); every one is pinned and names its program."""
     plugins = [plugin for kind in project()["plugins"].values() for plugin in kind]
     assert {plugin["name"] for plugin in plugins} == {
-        "tap-onepassword", "target-jsonl", "target-postgres"}
+        "tap-onepassword",
+        "target-jsonl",
+        "target-postgres",
+    }
     for plugin in plugins:
         assert "variant" not in plugin, plugin["name"]
         assert plugin["namespace"], plugin["name"]
@@ -75,8 +83,13 @@ def test_environments_job_and_hourly_schedule() -> None:
     (schedule,) = meltano["schedules"]
     assert schedule["interval"] == "@hourly"
     assert schedule["job"] == "onepassword-to-postgres"
-    done = subprocess.run([str(MELTANO), "schedule", "list", "--format=json"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(MELTANO), "schedule", "list", "--format=json"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     (listed,) = json.loads(done.stdout)["schedules"]["job"]
     assert listed["cron_interval"] == "0 * * * *"

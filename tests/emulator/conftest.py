@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
-from onepassword_emulator import Emulator
-
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from onepassword_emulator import Emulator
+
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
-    """A running emulator with the default accounts and 1,000 events per stream."""
-    with Emulator(seed=7, events=1000) as emulator:
-        yield emulator
+def emulator_options() -> dict[str, Any]:
+    """The default accounts with 1,000 events per stream."""
+    return {"seed": 7, "events": 1000}
+
+
+@pytest.fixture
+def emu(emulator: Emulator) -> Emulator:
+    """The emulator under test (the shared fixture, by its short name here)."""
+    return emulator
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ EXE = shutil.which("tap-onepassword-emulator")
 
 def _first_line(process: subprocess.Popen[str], timeout: float = 30) -> str:
     selector = selectors.DefaultSelector()
+    assert process.stdout is not None
     selector.register(process.stdout, selectors.EVENT_READ)
     assert selector.select(timeout), "the emulator printed nothing"
     return process.stdout.readline()

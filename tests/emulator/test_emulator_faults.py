@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -172,7 +172,7 @@ def test_latency_counts_from_the_request_not_from_the_end_of_its_handling(
     with Emulator(seed=2, events=10, latency_ms=400) as emu:
         handle = emu.service.handle
 
-        def slow_handle(*args: object) -> object:
+        def slow_handle(*args: Any) -> Any:
             time.sleep(0.3)
             return handle(*args)
 

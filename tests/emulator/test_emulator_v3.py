@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -87,7 +88,7 @@ def test_the_last_page_carries_no_token_and_times_are_read_percent_encoded(
     events = emu.events("acme", "auditevents", version="v3")
     start = parse_ns(events[-3]["insert_time"]) - 1
     offset = format_ns(start + 3_600 * 10**9).replace("Z", "+01:00")
-    answer = get(emu, "acme", f"start_time={requests.utils.quote(offset, safe='')}")
+    answer = get(emu, "acme", f"start_time={quote(offset, safe='')}")
     assert answer.status_code == 200, answer.text
     assert "next_page_token" not in answer.json()
     assert answer.json()["audit_events"] == events[-3:]

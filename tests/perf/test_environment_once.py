@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import requests.utils
-from perf_harness import config_for, run_tap
 
 from tap_onepassword.tap import TapOnePassword
+from tests.support.compare import config_for, run_tap
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage, SchemaMessage, StateMessage
@@ -22,6 +21,7 @@ from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.output import SingerOutput, StateOutput
 from tap_onepassword.streams import EVENT_STREAMS
 from tap_onepassword.tap import TapOnePassword
+from tests.support.compare import comparable, config_for, final_state, fixed_start, run_tap
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
@@ -137,7 +137,7 @@ def _walk(schema: dict[str, Any], path: str) -> list[str]:
 
 
 @pytest.mark.parametrize("stream_class", EVENT_STREAMS, ids=lambda s: s.name)
-def test_conformance_would_change_nothing_in_an_event_schema(stream_class: type) -> None:
+def test_conformance_would_change_nothing_in_an_event_schema(stream_class: Any) -> None:
     assert _walk(stream_class.schema, stream_class.name) == []
 
 
@@ -204,6 +204,7 @@ def test_the_writer_writes_the_bytes_the_sdks_msgspec_writer_writes() -> None:
     with redirect_stdout(io.TextIOWrapper(by_record)):
         for message in _messages():
             if isinstance(message, RecordMessage):
+                assert message.time_extracted is not None
                 writer.write_record(
                     message.stream, message.record, message.version, message.time_extracted
                 )
@@ -229,7 +230,7 @@ class _Trickle(io.RawIOBase):
 
 def test_records_wait_for_the_next_state_and_partial_writes_are_finished() -> None:
     raw = _Trickle()
-    stdout = io.TextIOWrapper(raw, write_through=True)  # stdout.buffer is the trickle itself
+    stdout = io.TextIOWrapper(raw, write_through=True)  # type: ignore[type-var]  # stdout.buffer is the trickle itself
     writer = SingerOutput()
     _, first, second, state = _messages()
     with redirect_stdout(stdout):

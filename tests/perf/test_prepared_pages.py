@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from perf_harness import config_for, fixed_start, run_tap
 
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.events import EventStream
@@ -21,13 +20,17 @@ from tap_onepassword.pages import Page, PreparedPage, decode_page
 from tap_onepassword.progress import Progress
 from tap_onepassword.run import SyncRun
 from tap_onepassword.tap import TapOnePassword
+from tests.support.compare import config_for, fixed_start, run_tap
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
 
 PAYLOADS = Path(__file__).parents[1] / "tap" / "fixtures"
-STREAM_OF = {"signinattempts": "sign_in_attempts", "itemusages": "item_usages",
-             "auditevents": "audit_events"}
+STREAM_OF = {
+    "signinattempts": "sign_in_attempts",
+    "itemusages": "item_usages",
+    "auditevents": "audit_events",
+}
 WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -112,8 +115,10 @@ def test_end_date_and_a_broken_event_end_a_prepared_page_where_emit_ends_its_pag
     ]
     body = json.dumps({"cursor": "next", "has_more": True, "items": items}).encode()
     prepared = stream.event_records.prepare(decode_page(body), "default")
-    assert prepared.timestamps == ["2024-05-31T23:59:59.999999999Z",
-                                   "2024-04-30T22:00:00.000000000Z"]
+    assert prepared.timestamps == [
+        "2024-05-31T23:59:59.999999999Z",
+        "2024-04-30T22:00:00.000000000Z",
+    ]
     assert isinstance(prepared.error, ApiResponseError)
     records, error = emitted(stream, [prepared])
     plain_records, plain_error = emitted(stream, [decode_page(body)])
@@ -142,7 +147,7 @@ def test_an_encoded_record_never_reaches_the_sdk_record_writer(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(FastPathStream, "LEAN_OUTPUT", False)
-    stream = tap_for(emulator).streams["sign_in_attempts"]
+    stream = tap_for(emulator).event_streams[0]
     assert not stream.writes_records_unchanged
     record = EncodedRecord(timestamp="2024-05-01T00:00:00.000000000Z", account_name="default")
     record.json = b"{}"

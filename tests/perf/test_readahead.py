@@ -9,7 +9,6 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from perf_harness import comparable, config_for, final_state, fixed_start, run_tap
 
 from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
@@ -17,6 +16,7 @@ from tap_onepassword.output import SingerOutput
 from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
 from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
 from tap_onepassword.run import SyncRun
+from tests.support.compare import comparable, config_for, final_state, fixed_start, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -151,7 +151,7 @@ def settle(condition: Any, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-def plan(stream: FakeStream, accounts: list[str]) -> list[tuple[Any, dict[str, str], dict]]:
+def plan(stream: Any, accounts: list[str]) -> list[tuple[Any, Any, dict[str, Any]]]:
     return [(stream, {"account_name": a}, {"start": a}) for a in accounts]
 
 
@@ -234,8 +234,15 @@ class FailingPreparedStream:
             self.produced[context["account_name"]] += 1
             error = ApiResponseError("an event has no uuid") if number == 2 else None
             yield PreparedPage(
-                cursor=f"c{number}", has_more=True, events=2, timestamps=["t"], text=b"{}",
-                ends=[2], newest="t", error=error, held_bytes=130,
+                cursor=f"c{number}",
+                has_more=True,
+                events=2,
+                timestamps=["t"],
+                text=b"{}",
+                ends=[2],
+                newest="t",
+                error=error,
+                held_bytes=130,
             )
 
 
@@ -243,7 +250,7 @@ def test_a_worker_stops_at_the_page_its_partition_will_fail_on() -> None:
     # The SDK side raises that page's error after its records: a request for the next page
     # would spend the token's budget on what a sequential run never asks.
     stream = FailingPreparedStream()
-    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=1, max_bytes=1 << 20, workers=2)  # type: ignore[arg-type]
+    ahead = ReadAhead(plan(stream, ["a", "b"]), page_size=1, max_bytes=1 << 20, workers=2)
     try:
         settle(lambda: sum(stream.produced.values()) >= 6)
         time.sleep(0.2)

@@ -8,9 +8,9 @@ import threading
 from typing import TYPE_CHECKING
 
 import pytest
-from perf_harness import config_for, run_tap
 
 from tap_onepassword.errors import TapOnePasswordError
+from tests.support.compare import config_for, run_tap
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .harness import ForkServer
-from .scripted_api import ScriptedEventsAPI
+from tests.reliability.harness import ForkServer
+from tests.reliability.scripted_api import ScriptedEventsAPI
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -142,7 +142,8 @@ class ScriptedEventsAPI:
 
     def __enter__(self) -> Self:
         """Start on entry."""
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         """Stop on exit."""

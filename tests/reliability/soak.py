@@ -35,26 +35,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-if __package__ in {None, ""}:  # run as a script: make the package importable
+if __package__ in {None, ""}:  # run as a script: make the repository's tests importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from reliability.harness import (  # type: ignore[import-not-found,no-redef]
-        STREAM_OF_FEATURE,
-        TapResult,
-        duplicate_counts,
-        run_tap,
-        run_tap_and_kill,
-        secret_fragments,
-    )
-else:
-    from .harness import (
-        STREAM_OF_FEATURE,
-        TapResult,
-        duplicate_counts,
-        run_tap,
-        run_tap_and_kill,
-        secret_fragments,
-    )
+
+from tests.reliability.harness import (
+    STREAM_OF_FEATURE,
+    TapResult,
+    duplicate_counts,
+    run_tap,
+    run_tap_and_kill,
+    secret_fragments,
+)
 
 Key = tuple[str, str, str]
 FAULT_MENU: tuple[str, ...] = (
@@ -106,7 +97,7 @@ class SoakReport:
     failed_runs: list[str] = field(default_factory=list)
     excused_failures: list[str] = field(default_factory=list)
     duplicates: Counter[tuple[str, str]] = field(default_factory=Counter)
-    duplicates_after_kill: list[dict[str, int]] = field(default_factory=list)
+    duplicates_after_kill: list[dict[tuple[str, str], int]] = field(default_factory=list)
     kill_bound_violations: list[str] = field(default_factory=list)
     unexplained_duplicates: dict[str, int] = field(default_factory=dict)
     state_gaps: list[str] = field(default_factory=list)

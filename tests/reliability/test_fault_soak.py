@@ -13,8 +13,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .harness import assert_no_traceback, run_tap
-from .soak import FAULT_MENU, SoakPlan, run_soak
+from tests.reliability.harness import assert_no_traceback, run_tap
+from tests.reliability.soak import FAULT_MENU, SoakPlan, run_soak
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .harness import (
+from tests.reliability.harness import (
     ForkServer,
     assert_clean_failure,
     assert_no_traceback,
@@ -20,7 +20,7 @@ from .harness import (
     run_tap,
     secret_fragments,
 )
-from .scripted_api import ScriptedEventsAPI
+from tests.reliability.scripted_api import ScriptedEventsAPI
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .harness import (
+from tests.reliability.harness import (
     ForkServer,
     TapResult,
     assert_clean_failure,
@@ -28,7 +28,7 @@ from .harness import (
     mint_token,
     run_tap,
 )
-from .scripted_api import Exchange, Reply, ScriptedEventsAPI
+from tests.reliability.scripted_api import Exchange, Reply, ScriptedEventsAPI
 
 FEATURE = "signinattempts"
 STREAM = "sign_in_attempts"

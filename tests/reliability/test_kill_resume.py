@@ -13,8 +13,8 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-from .harness import SingerOutput, run_tap, subprocess_env, tap_args
-from .soak import FAULT_MENU, SoakPlan, expected_keys, run_soak
+from tests.reliability.harness import SingerOutput, run_tap, subprocess_env, tap_args
+from tests.reliability.soak import FAULT_MENU, SoakPlan, expected_keys, run_soak
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_onepassword.ratebudget import ARRIVAL_MARGIN, RateBudget
-
-from .harness import assert_no_traceback, run_tap
+from tests.reliability.harness import assert_no_traceback, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable

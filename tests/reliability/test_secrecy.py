@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import certifi
 import pytest
 
-from .harness import (
+from tests.reliability.harness import (
     ForkServer,
     TapResult,
     assert_clean_failure,
@@ -24,7 +24,7 @@ from .harness import (
     run_tap,
     secret_fragments,
 )
-from .scripted_api import Reply, ScriptedEventsAPI
+from tests.reliability.scripted_api import Reply, ScriptedEventsAPI
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -13,7 +13,7 @@ import signal
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .harness import SingerOutput, run_tap, run_tap_and_kill
+from tests.reliability.harness import SingerOutput, run_tap, run_tap_and_kill
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -19,7 +19,8 @@ import traceback
 
 def run_child(request: dict[str, object]) -> int:
     """In the forked child: set up argv, env and output files, run the CLI, return its code."""
-    os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})  # type: ignore[union-attr]
+    env: dict[str, object] = request.get("env", {})  # type: ignore[assignment] # JSON object
+    os.environ.update({str(k): str(v) for k, v in env.items()})
     stdout_fd = os.open(str(request["stdout"]), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     stderr_fd = os.open(str(request["stderr"]), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from tap_harness import (
+from onepassword_emulator import Emulator
+from tests.support.runs import (
     EVENT_STREAMS,
     FEATURE_OF,
     TAP,
@@ -18,8 +19,6 @@ from tap_harness import (
     run_cli,
     tap_config,
 )
-
-from onepassword_emulator import Emulator
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,7 +97,10 @@ def test_test_mode_reports_a_refused_token(emulator: Emulator, tmp_path: Path) -
 def test_python_dash_m_runs_the_same_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tap_onepassword", "--about", "--format=json"],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
     )
     assert json.loads(result.stdout)["name"] == "tap-onepassword"
 
@@ -149,10 +151,16 @@ def test_a_kill_mid_run_then_resume_from_the_last_state_loses_nothing(tmp_path: 
                 (i for i, m in enumerate(messages) if m["type"] == "STATE"), default=-1
             )
             kept = messages[: last_state + 1] if kill_after is not None else messages
-            committed += [m["record"] | {"_stream": m["stream"]} for m in kept
-                          if m["type"] == "RECORD" and m["stream"] != "introspection"]
-            received += [m["record"] | {"_stream": m["stream"]} for m in messages
-                         if m["type"] == "RECORD" and m["stream"] != "introspection"]
+            committed += [
+                m["record"] | {"_stream": m["stream"]}
+                for m in kept
+                if m["type"] == "RECORD" and m["stream"] != "introspection"
+            ]
+            received += [
+                m["record"] | {"_stream": m["stream"]}
+                for m in messages
+                if m["type"] == "RECORD" and m["stream"] != "introspection"
+            ]
             if last_state >= 0:
                 state = messages[last_state]["value"]
 

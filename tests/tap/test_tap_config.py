@@ -6,11 +6,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import make_token, run_cli, tap_config
 
 from tap_onepassword.errors import ConfigError
 from tap_onepassword.settings import DEFAULT_ACCOUNT_NAME
 from tap_onepassword.tap import TapOnePassword
+from tests.support.runs import make_token, run_cli, tap_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,8 +128,13 @@ def test_ca_bundle_is_what_tls_verifies_against(tmp_path: Path) -> None:
 
 def test_accounts_sharing_a_token_share_one_budget() -> None:
     tap = TapOnePassword(
-        config={"accounts": [{"name": "a", "token": TOKEN}, {"name": "b", "token": TOKEN},
-                             {"name": "c", "token": OTHER}]}
+        config={
+            "accounts": [
+                {"name": "a", "token": TOKEN},
+                {"name": "b", "token": TOKEN},
+                {"name": "c", "token": OTHER},
+            ]
+        }
     )
     a, b, c = tap.settings.accounts
     assert tap.run.client.budget_for(a) is tap.run.client.budget_for(b)
@@ -139,7 +144,11 @@ def test_accounts_sharing_a_token_share_one_budget() -> None:
 def test_discovery_needs_no_valid_config() -> None:
     tap = TapOnePassword(config={}, validate_config=False)
     assert sorted(tap.streams) == [
-        "audit_events", "audit_events_v3", "introspection", "item_usages", "sign_in_attempts"
+        "audit_events",
+        "audit_events_v3",
+        "introspection",
+        "item_usages",
+        "sign_in_attempts",
     ]
 
 

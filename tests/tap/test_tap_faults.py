@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from tap_harness import EVENT_STREAMS, expected_records, partition, run_tap, tap_config
 
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.timestamps import parse_timestamp
+from tests.support.runs import EVENT_STREAMS, expected_records, partition, run_tap, tap_config
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
@@ -20,7 +20,7 @@ PAGE = 100
 
 @pytest.mark.usefixtures("fast_retries")
 def test_a_run_with_every_fault_lands_the_same_events(emulator: Emulator) -> None:
-    faults = {
+    faults: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "/api/v2/auth/introspect": [("503", {})],
         "/api/v2/signinattempts": [("429", {}), ("500", {}), ("reset", {}), ("empty_page", {})],
         "/api/v2/itemusages": [("502", {}), ("truncate", {}), ("hang", {"seconds": 2})],

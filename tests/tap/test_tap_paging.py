@@ -41,12 +41,14 @@ def walk(pages: list[dict]) -> list[dict | None]:
 
 
 def test_follows_the_cursor_while_has_more() -> None:
-    asked = walk([
-        {"cursor": "a", "has_more": True, "items": [{}]},
-        {"cursor": "b", "has_more": True, "items": []},  # empty but more may come: go on
-        {"cursor": "c", "has_more": False, "items": [{}]},
-        {"cursor": "never", "has_more": False, "items": []},
-    ])
+    asked = walk(
+        [
+            {"cursor": "a", "has_more": True, "items": [{}]},
+            {"cursor": "b", "has_more": True, "items": []},  # empty but more may come: go on
+            {"cursor": "c", "has_more": False, "items": [{}]},
+            {"cursor": "never", "has_more": False, "items": []},
+        ]
+    )
     assert asked == [None, {"cursor": "a"}, {"cursor": "b"}]
 
 

@@ -6,9 +6,8 @@ import threading
 from bisect import bisect_left
 from typing import TYPE_CHECKING
 
-from tap_harness import run_tap
-
 from tap_onepassword.ratebudget import RateBudget
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     import pytest

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tap_harness import (
+from tap_onepassword.timestamps import normalise_timestamp
+from tests.support.runs import (
     EVENT_STREAMS,
     FEATURE_OF,
     duplicates,
@@ -14,8 +15,6 @@ from tap_harness import (
     run_tap,
     tap_config,
 )
-
-from tap_onepassword.timestamps import normalise_timestamp
 
 if TYPE_CHECKING:
     import pytest
@@ -50,12 +49,10 @@ def test_introspection_comes_first_then_reset_then_cursors(emulator: Emulator) -
     run_tap(tap_config(emulator, page_size=PAGE))
     seen = emulator.requests
     introspections = [r for r in seen if r.path == "/api/v2/auth/introspect"]
-    assert sorted(r.account for r in introspections) == ["acme", "globex", "initech"]
+    assert sorted(str(r.account) for r in introspections) == ["acme", "globex", "initech"]
     assert seen[: len(introspections)] == introspections
 
-    acme_signins = [
-        r for r in seen if r.path == "/api/v2/signinattempts" and r.account == "acme"
-    ]
+    acme_signins = [r for r in seen if r.path == "/api/v2/signinattempts" and r.account == "acme"]
     assert len(acme_signins) == 3  # 100 + 100 + 50, the last with has_more false
     first, *rest = acme_signins
     assert first.body["limit"] == PAGE
@@ -79,8 +76,8 @@ def test_state_holds_cursor_endpoint_and_newest_timestamp_per_account(emulator: 
         assert "progress_markers" not in entry
     # Secrets stay out: contexts and state name accounts only.
     text = str(state)
-    for account in emulator.accounts:
-        assert account.token not in text
+    for emulated in emulator.accounts:
+        assert emulated.token not in text
 
 
 def test_a_state_message_follows_every_page_with_that_pages_cursor(emulator: Emulator) -> None:
@@ -194,8 +191,10 @@ def test_v2_records_of_an_msp_account_carry_the_v2_fields(emulator: Emulator) ->
     result = run_tap(tap_config(emulator, ["globex"]))
     audits = result.of("audit_events", "globex")
     assert all("actor_type" in r and "account_uuid" in r for r in audits)
-    assert any(r["target_user"].get("user_type") == "external_user"
-               for r in result.of("sign_in_attempts", "globex"))
+    assert any(
+        r["target_user"].get("user_type") == "external_user"
+        for r in result.of("sign_in_attempts", "globex")
+    )
 
 
 def test_switching_api_version_never_sends_a_v2_cursor_to_v1(
@@ -232,8 +231,11 @@ def test_keys_are_unique_across_accounts_sharing_events(emulator: Emulator) -> N
 
 
 def test_uniqueness_check_finds_duplicates() -> None:
-    records = [{"account_name": "a", "uuid": "1"}, {"account_name": "a", "uuid": "1"},
-               {"account_name": "b", "uuid": "1"}]
+    records = [
+        {"account_name": "a", "uuid": "1"},
+        {"account_name": "a", "uuid": "1"},
+        {"account_name": "b", "uuid": "1"},
+    ]
     assert duplicates(records) == {("a", "1"): 2}
 
 
@@ -278,9 +280,7 @@ def test_a_backfill_bounded_by_end_date_then_an_open_run_loses_nothing(
     emulator.add_events("acme", "auditevents", 3)
     caplog.set_level(logging.WARNING)
     second = run_tap(tap_config(emulator, ["acme"]), state=first.final_state)
-    landed = {r["uuid"] for r in got_first} | {
-        r["uuid"] for r in second.of("audit_events", "acme")
-    }
+    landed = {r["uuid"] for r in got_first} | {r["uuid"] for r in second.of("audit_events", "acme")}
     assert landed == {e["uuid"] for e in emulator.events("acme", "auditevents")}
     assert any("made with end_date" in r.getMessage() for r in caplog.records)
     assert partition(second.final_state, "audit_events", "acme")["cursor_end_date"] is None

@@ -31,8 +31,16 @@ def test_shapes_the_api_sends(sent: str, normalised: str) -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    ["", "yesterday", "2021-08-11", "2021-08-11T14:28Z", "2021-13-01T00:00:00Z",
-     "2021-08-11T14:28:03.Z", "2021-08-11T14:28:03.12a4Z", "2021-08-11T14:28:03+25:00x"],
+    [
+        "",
+        "yesterday",
+        "2021-08-11",
+        "2021-08-11T14:28Z",
+        "2021-13-01T00:00:00Z",
+        "2021-08-11T14:28:03.Z",
+        "2021-08-11T14:28:03.12a4Z",
+        "2021-08-11T14:28:03+25:00x",
+    ],
 )
 def test_not_a_timestamp_is_refused(garbage: str) -> None:
     with pytest.raises(ValueError, match="RFC 3339"):

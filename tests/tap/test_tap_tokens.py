@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tap_harness import make_token
 
 from tap_onepassword.errors import ConfigError
 from tap_onepassword.tokens import (
@@ -13,6 +12,7 @@ from tap_onepassword.tokens import (
     is_loopback_host,
     read_claims,
 )
+from tests.support.runs import make_token
 
 
 @pytest.mark.parametrize("host", sorted(EVENTS_HOSTS))
@@ -34,9 +34,7 @@ def test_a_string_aud_is_accepted() -> None:
     assert events_base_url(claims, "a") == "https://events.1password.ca"
 
 
-@pytest.mark.parametrize(
-    "host", ["localhost", "127.0.0.1", "127.8.9.10", "::1", "LOCALHOST"]
-)
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.8.9.10", "::1", "LOCALHOST"])
 def test_loopback_hosts(host: str) -> None:
     assert is_loopback_host(host)
 

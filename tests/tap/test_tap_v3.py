@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tap_harness import partition, run_cli, run_tap, selecting, tap_config
-
 from onepassword_emulator import Emulator
 from onepassword_emulator.rfc3339 import parse_ns
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
+from tests.support.runs import partition, run_cli, run_tap, selecting, tap_config
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from tap_harness import run_tap, selecting, tap_config
 
 import onepassword_emulator.v3
 from tap_onepassword.api import rate_limit_pause
 from tap_onepassword.auditv3 import event_id, shape_record, split_action
 from tap_onepassword.errors import ApiResponseError
+from tests.support.runs import run_tap, selecting, tap_config
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator

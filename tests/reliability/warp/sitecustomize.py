@@ -64,5 +64,5 @@ if os.environ.get("TAP_RELIABILITY_WARP") == "1":
                         log.write(f"{_real_time():.6f}\t{seconds:.6f}\n")
         _real_sleep(0)
 
-    time.sleep = _warped_sleep
+    time.sleep = _warped_sleep  # type: ignore[assignment] # takes the float it is given
     time.monotonic = _warped_monotonic

@@ -117,7 +117,11 @@ def run_cli(
         command += ["--config", str(path)]
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_ONEPASSWORD_")}
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=120, env={**clean_env, **(env or {})},
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean_env, **(env or {})},
         check=False,
     )
 

@@ -1,0 +1,1 @@
+"""What the tests share: running the tap (in this process or as its command), comparing runs."""
