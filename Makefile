@@ -57,8 +57,9 @@ test: venv lint plugins postgres
 demo: venv plugins
 	@$(RUN) $(BIN)/python scripts/demo.py
 
-# Rewrite the settings table in README.md and the extractor's settings in meltano.yml from
-# the tap's config schema (run after changing a setting; the tests fail while they differ).
+# Rewrite the settings and streams tables in README.md and the extractor's settings in
+# meltano.yml from the tap (run after changing a setting or a stream; the tests fail while
+# they differ).
 settings: venv
 	@$(RUN) $(BIN)/python scripts/sync_settings.py
 

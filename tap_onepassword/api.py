@@ -30,7 +30,7 @@ from tap_onepassword.errors import (
     redact_secrets,
 )
 from tap_onepassword.pages import decode_object
-from tap_onepassword.ratebudget import RateBudget
+from tap_onepassword.ratebudget import RateBudget, rate_limit_pause
 
 if TYPE_CHECKING:
     import logging
@@ -420,48 +420,6 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     # A server (or a proxy in front of it) may ask for anything; no wait the API can mean is
     # longer than its hour window, and an unbounded one would stall the run for good.
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def rate_limit_pause(response: requests.Response) -> float | None:
-    """Read the `RateLimit-*` headers (v3): how long to hold the token when its window is spent.
-
-    Header names are case-insensitive; values are read leniently: a number, or the first
-    number of a structured value (`0;w=60`); anything unreadable is ignored. `Reset` is seconds
-    until the window frees (an epoch time, which some servers send, is made seconds from now).
-
-    Args:
-        response: Any response.
-
-    Returns:
-        Seconds to pause (0 to `MAX_RETRY_AFTER`) when `RateLimit-Remaining` is 0 and a reset
-        is given; None otherwise.
-
-    """
-    remaining = _header_number(response, "RateLimit-Remaining")
-    if remaining is None or remaining > 0:
-        return None
-    reset = _header_number(response, "RateLimit-Reset")
-    if reset is None:
-        return None
-    if reset > _EPOCH_THRESHOLD:
-        reset -= datetime.now(timezone.utc).timestamp()
-    return min(max(reset, 0.0), MAX_RETRY_AFTER)
-
-
-_EPOCH_THRESHOLD = 1_000_000_000.0
-"""A reset this large is an epoch time, not seconds (2001 onwards)."""
-
-
-def _header_number(response: requests.Response, name: str) -> float | None:
-    value = response.headers.get(name)
-    if not value:
-        return None
-    head = value.split(",")[0].split(";")[0].strip().strip('"')
-    try:
-        number = float(head)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 def read_whole_body(response: requests.Response) -> None:

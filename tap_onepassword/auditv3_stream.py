@@ -55,13 +55,17 @@ class AuditEventsV3Stream(OnePasswordStream):
 
     name = "audit_events_v3"
     feature = "auditevents"
-    path = "/api/v3/auditevents"
+    http_method = "GET"
+    docs = ("v3 beta", "https://developer.1password.com/docs/events-api/beta/")
     schema = schemas.AUDIT_EVENT_V3.to_dict()
     primary_keys = ("account_name", "event_id")
     replication_key = "insert_time"
     selected_by_default = False
     # Records are decoded JSON with every column set by `shape_record`: nothing to conform.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    REPLICATION: ClassVar[str] = "insertion time"
+    """What later runs resume from (the other event streams: the API cursor)."""
 
     MAX_FALLBACKS: ClassVar[int] = 10
     """Rejected page tokens answered by asking again, per account and run."""
@@ -90,6 +94,12 @@ class AuditEventsV3Stream(OnePasswordStream):
     def check_sorted(self) -> bool:
         # Order is the API's promise, not checked per record: the boundary drops re-reads.
         return False
+
+    @classmethod
+    @override
+    def path_for(cls, api_version: str) -> str:
+        # v3 is its own endpoint, whatever `api_version` (which chooses v1 or v2) says.
+        return "/api/v3/auditevents"
 
     # Network side -----------------------------------------------------------------------
 

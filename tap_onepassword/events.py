@@ -90,6 +90,19 @@ class OnePasswordStream(FastPathStream, RESTStream[RequestBody | None]):
             raise ValueError(msg)
         return self.settings.account(context["account_name"])
 
+    docs: ClassVar[tuple[str, str]]
+    """The API's documentation of the stream's records: (title, URL)."""
+
+    @classmethod
+    def path_for(cls, api_version: str) -> str:
+        """Return the endpoint's path for an `api_version` setting (`v1` or `v2`)."""
+        raise NotImplementedError
+
+    @property
+    def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
+        """The endpoint's path for the configured `api_version`."""
+        return self.path_for(self.settings.api_version)
+
     @property
     @override
     def partitions(self) -> list[dict[str, Any]] | None:
@@ -117,13 +130,7 @@ class EventStream(OnePasswordStream):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, run: SyncRun) -> None:
-        """Create the stream.
-
-        Args:
-            tap: The tap.
-            run: What this run's streams share.
-
-        """
+        """Create the stream, given the tap and what this run's streams share."""
         super().__init__(tap, run)
         self.finished: list[Progress] = []
         """Progress of each account read in this run, for the summary."""
@@ -147,21 +154,10 @@ class EventStream(OnePasswordStream):
         # Timestamps do not increase monotonically (late events arrive with older ones).
         return False
 
-    @property
-    def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
-        """`/api/{v1|v2}/<feature>`, by the `api_version` setting."""
-        return f"/api/{self.settings.api_version}/{self.feature}"
-
+    @classmethod
     @override
-    def get_new_paginator(self) -> EventsCursorPaginator[Page]:
-        return EventsCursorPaginator(decode_page)
-
-    @override
-    def prepare_request_payload(
-        self, context: Context | None, next_page_token: RequestBody | None
-    ) -> RequestBody | None:
-        # The page token is the whole body: the first body chosen from state, then cursors.
-        return next_page_token
+    def path_for(cls, api_version: str) -> str:
+        return f"/api/{api_version}/{cls.feature}"
 
     def request_pages(
         self, context: Context, first_body: RequestBody
@@ -179,7 +175,7 @@ class EventStream(OnePasswordStream):
             Pages, in order.
 
         """
-        return self._follow_cursor(context, first_body, self.get_new_paginator())
+        return self._follow_cursor(context, first_body, EventsCursorPaginator(decode_page))
 
     def request_pages_ahead(
         self, context: Context, first_body: RequestBody, held: Callable[[], bool]

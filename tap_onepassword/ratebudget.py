@@ -11,10 +11,14 @@ The server counts a request when it arrives, the budget when it is let go; the g
 (a new connection, a busy machine). Windows exactly 60 s long let the server see 601 in its
 minute when the first request of a window was slow to arrive and the 601st was quick, so each
 window is kept a margin longer (one second by default) than the server's.
+
+The v3 beta also says where the server's window stands (`RateLimit-*` headers):
+`rate_limit_pause` reads them, so a spent window holds the budget until it frees.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -23,8 +27,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import requests
+
 MINUTE = 60.0
 HOUR = 3600.0
+MAX_PAUSE = 3600.0
+"""The longest hold the server's headers may ask for: the API's longest window (one hour)."""
 ARRIVAL_MARGIN = 1.0
 """Seconds added to both windows: more than the spread of send-to-arrival delays."""
 
@@ -102,3 +110,45 @@ class RateBudget:
         """
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+
+def rate_limit_pause(response: requests.Response) -> float | None:
+    """Read the `RateLimit-*` headers (v3): how long to hold the token when its window is spent.
+
+    Header names are case-insensitive; values are read leniently: a number, or the first
+    number of a structured value (`0;w=60`); anything unreadable is ignored. `Reset` is seconds
+    until the window frees (an epoch time, which some servers send, is made seconds from now).
+
+    Args:
+        response: Any response.
+
+    Returns:
+        Seconds to pause (0 to `MAX_PAUSE`) when `RateLimit-Remaining` is 0 and a reset
+        is given; None otherwise.
+
+    """
+    remaining = _header_number(response, "RateLimit-Remaining")
+    if remaining is None or remaining > 0:
+        return None
+    reset = _header_number(response, "RateLimit-Reset")
+    if reset is None:
+        return None
+    if reset > _EPOCH_THRESHOLD:
+        reset -= time.time()
+    return min(max(reset, 0.0), MAX_PAUSE)
+
+
+_EPOCH_THRESHOLD = 1_000_000_000.0
+"""A reset this large is an epoch time, not seconds (2001 onwards)."""
+
+
+def _header_number(response: requests.Response, name: str) -> float | None:
+    value = response.headers.get(name)
+    if not value:
+        return None
+    head = value.split(",")[0].split(";")[0].strip().strip('"')
+    try:
+        number = float(head)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

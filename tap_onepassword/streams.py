@@ -26,6 +26,7 @@ class SignInAttemptsStream(EventStream):
     name = "sign_in_attempts"
     feature = "signinattempts"
     schema = schemas.SIGN_IN_ATTEMPT.to_dict()
+    docs = ("sign-in attempt", "https://www.1password.dev/events-api/reference/sign-in-attempt")
 
 
 class ItemUsagesStream(EventStream):
@@ -34,6 +35,7 @@ class ItemUsagesStream(EventStream):
     name = "item_usages"
     feature = "itemusages"
     schema = schemas.ITEM_USAGE.to_dict()
+    docs = ("item usage", "https://www.1password.dev/events-api/reference/items-usage")
 
 
 class AuditEventsStream(EventStream):
@@ -42,6 +44,7 @@ class AuditEventsStream(EventStream):
     name = "audit_events"
     feature = "auditevents"
     schema = schemas.AUDIT_EVENT.to_dict()
+    docs = ("audit events", "https://www.1password.dev/events-api/reference/audit-events")
 
 
 EVENT_STREAMS: tuple[type[EventStream], ...] = (
@@ -50,6 +53,12 @@ EVENT_STREAMS: tuple[type[EventStream], ...] = (
     AuditEventsStream,
 )
 """Every event stream, in the order the tap lists them: the one list to extend."""
+
+EVENT_FEATURES: dict[str, str] = {
+    stream.name: stream.feature  # type: ignore[misc] # a class attribute in every stream here
+    for stream in EVENT_STREAMS
+}
+"""Each event stream's name and its token feature (the endpoint's last path segment)."""
 
 OPT_IN_STREAMS: tuple[type[AuditEventsV3Stream], ...] = (AuditEventsV3Stream,)
 """Streams read only when selected (`selected_by_default = False`): the v3 beta."""
@@ -65,11 +74,13 @@ class IntrospectionStream(OnePasswordStream):
     name = "introspection"
     schema = schemas.INTROSPECTION.to_dict()
     primary_keys = ("account_name", "uuid")
+    http_method = "GET"
+    docs = ("reference", "https://developer.1password.com/docs/events-api/reference")
 
-    @property
-    def path(self) -> str:  # type: ignore[override] # the SDK's is set once; this follows config
-        """`/api/v2/auth/introspect`, or the deprecated v1 route when `api_version` is v1."""
-        return introspection_path(self.settings.api_version)
+    @classmethod
+    @override
+    def path_for(cls, api_version: str) -> str:
+        return introspection_path(api_version)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:

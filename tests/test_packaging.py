@@ -59,3 +59,12 @@ def test_wheel_holds_no_emulator(tmp_path: Path) -> None:
     assert [n for n in names if "emulator" in n] == []
     assert "tap-onepassword =" in entry_points
     assert "emulator" not in entry_points
+
+
+def test_no_module_of_the_package_is_over_500_lines() -> None:
+    sizes = {
+        path.name: len(path.read_text(encoding="utf-8").splitlines())
+        for path in (ROOT / "tap_onepassword").glob("*.py")
+    }
+    assert "events.py" in sizes
+    assert {name: lines for name, lines in sizes.items() if lines > 500} == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from onepassword_emulator.credentials import FEATURES
+from onepassword_emulator.data import FEATURES
 
 
 @dataclass(frozen=True)

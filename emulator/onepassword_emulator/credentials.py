@@ -15,9 +15,6 @@ import hmac
 import json
 from dataclasses import dataclass
 
-FEATURES = ("signinattempts", "itemusages", "auditevents")
-"""Every feature a token may grant, in the order the service lists them."""
-
 AUDIENCE_CLAIM = "aud"
 FEATURES_CLAIM = "1password.com/fts"
 ACCOUNT_CLAIM = "1password.com/auuid"

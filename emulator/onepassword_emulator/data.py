@@ -504,7 +504,8 @@ def _weighted_table(weights: tuple[int, ...]) -> tuple[int, ...]:
 
 _SIGN_IN_TABLE = _weighted_table(tuple(weight for _, weight, _ in SIGN_IN_OUTCOMES))
 _ITEM_ACTION_TABLE = _weighted_table(tuple(weight for _, weight in ITEM_USAGE_ACTIONS))
-_FEATURES = ("signinattempts", "itemusages", "auditevents")
+FEATURES = ("signinattempts", "itemusages", "auditevents")
+"""Every feature (event stream) the emulator serves, in the order the service lists them."""
 
 
 class StreamRenderer:
@@ -512,7 +513,7 @@ class StreamRenderer:
 
     def __init__(self, profile: AccountProfile, feature: str, key: int) -> None:
         """Bind the renderer to an account's pools and the stream's 64-bit key."""
-        if feature not in _FEATURES:
+        if feature not in FEATURES:
             msg = f"unknown feature {feature!r}"
             raise ValueError(msg)
         self.profile = profile

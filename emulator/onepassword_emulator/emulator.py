@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from onepassword_emulator.accounts import DEFAULT_ACCOUNTS, Account, AccountSpec
 from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
-from onepassword_emulator.credentials import FEATURES, TokenAuthority
+from onepassword_emulator.credentials import TokenAuthority
 from onepassword_emulator.data import (
+    FEATURES,
     AccountProfile,
     StreamRenderer,
     derive_key,
@@ -38,7 +39,7 @@ from onepassword_emulator.server import (
 )
 from onepassword_emulator.service import ERROR_STYLES, EventsService, ServiceSettings
 from onepassword_emulator.store import CursorCodec, EventStream
-from onepassword_emulator.v3 import V3_FEATURE, render_position
+from onepassword_emulator.v3 import V3_FEATURE, render_positions
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -298,8 +299,9 @@ class Emulator:
         """
         stream = self._checked_stream(account, feature)
         cutoff = self.service.retention_start_ns()
-        if version == "v3":
-            return self._v3_events(account, feature, stream, cutoff)
+        if _is_v3(version, feature):
+            retained = range(stream.first_inserted_after(cutoff - 1), len(stream))
+            return render_positions(stream, retained, self.account(account).account_uuid)
         v2 = _is_v2(version)
         render = stream.renderer.render
         texts = [
@@ -308,19 +310,6 @@ class Emulator:
             if stamp >= cutoff
         ]
         return json.loads("[" + ",".join(texts) + "]")  # type: ignore[no-any-return]
-
-    def _v3_events(
-        self, account: str, feature: str, stream: EventStream, cutoff: int
-    ) -> list[dict[str, Any]]:
-        if feature != V3_FEATURE:
-            msg = f"version v3 serves {V3_FEATURE} only"
-            raise ValueError(msg)
-        account_uuid = self.account(account).account_uuid
-        return [
-            render_position(stream, position, account_uuid)
-            for position in range(len(stream))
-            if stream.inserted(position) >= cutoff
-        ]
 
     def add_events(
         self,
@@ -339,10 +328,8 @@ class Emulator:
         now, all of them at one instant (whole milliseconds; a late event too: v3 serves it
         after everything inserted before).
         """
-        if version == "v3" and feature != V3_FEATURE:
-            msg = f"version v3 serves {V3_FEATURE} only"
-            raise ValueError(msg)
-        v2 = version == "v3" or _is_v2(version)
+        v3 = _is_v3(version, feature)
+        v2 = v3 or _is_v2(version)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             msg = "count must be a positive integer"
             raise ValueError(msg)
@@ -368,14 +355,9 @@ class Emulator:
                 else stamp
                 for stamp in stamps
             ]
-        inserted = None
-        if stream.keeps_insertion_times:
-            # Whole milliseconds, never before the newest event of the batch happened.
-            inserted = max(now - now % 1_000_000, (max(stamps) // 1_000_000 + 1) * 1_000_000)
-        positions = stream.append(stamps, inserted)
-        if version == "v3":
-            account_uuid = self.account(account).account_uuid
-            return [render_position(stream, position, account_uuid) for position in positions]
+        positions = stream.append(stamps, now if stream.keeps_insertion_times else None)
+        if v3:
+            return render_positions(stream, positions, self.account(account).account_uuid)
         render = stream.renderer.render
         texts = [render(position, stream.timestamp(position), v2=v2) for position in positions]
         return json.loads("[" + ",".join(texts) + "]")  # type: ignore[no-any-return]
@@ -512,6 +494,13 @@ class Emulator:
             return {"now": format_ns(self.clock.now_ns())}
         msg = f"no control route {method} {path}"
         raise ControlError(msg, status=404)
+
+
+def _is_v3(version: str, feature: str) -> bool:
+    if version == "v3" and feature != V3_FEATURE:
+        msg = f"version v3 serves {V3_FEATURE} only"
+        raise ValueError(msg)
+    return version == "v3"
 
 
 def _is_v2(version: str) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from onepassword_emulator.clock import NANOS_PER_SECOND, Clock
 from onepassword_emulator.credentials import TokenError
+from onepassword_emulator.data import FEATURES
 from onepassword_emulator.rfc3339 import TimestampError, format_ns, parse_ns
 from onepassword_emulator.store import CursorCodec, CursorRejected, CursorState
 from onepassword_emulator.v3 import (
@@ -41,7 +42,7 @@ MAX_LIMIT = 1000
 DATA_ROUTES: dict[str, tuple[str, str]] = {
     f"/api/{version}/{feature}": (version, feature)
     for version in ("v1", "v2")
-    for feature in ("signinattempts", "itemusages", "auditevents")
+    for feature in FEATURES
 }
 """Data endpoint path -> (version, feature); all are POST."""
 INTROSPECTION_ROUTES = {"/api/auth/introspect": "v1", "/api/v2/auth/introspect": "v2"}

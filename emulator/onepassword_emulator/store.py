@@ -203,8 +203,9 @@ class EventStream:
     def append(self, timestamps: list[int], inserted_ns: int | None = None) -> range:
         """Ingest events with these timestamps now; return their positions.
 
-        ``inserted_ns`` is the instant they are inserted at (a stream keeping insertion times
-        needs it): never before the last insertion, so it may come out later.
+        ``inserted_ns`` is when they are inserted (a stream keeping insertion times needs it):
+        all at one instant, in whole milliseconds, never before the last insertion nor before
+        the newest of them happened.
         """
         with self._lock:
             first = len(self._stamps)
@@ -213,8 +214,11 @@ class EventStream:
                 if inserted_ns is None:
                     msg = "this stream keeps insertion times: say when the events are inserted"
                     raise ValueError(msg)
-                previous = self._inserted[-1] if self._inserted else inserted_ns
-                instant = max(previous, inserted_ns)
+                instant = max(
+                    inserted_ns - inserted_ns % _MILLI,
+                    (max(timestamps) // _MILLI + 1) * _MILLI,
+                    self._inserted[-1] if self._inserted else 0,
+                )
                 self._inserted.extend([instant] * len(timestamps))
             return range(first, len(self._stamps))
 

@@ -34,6 +34,8 @@ from onepassword_emulator.rfc3339 import TimestampError, format_ns, parse_ns
 from onepassword_emulator.store import CursorRejected
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from onepassword_emulator.store import CursorCodec, EventStream
 
 V3_ROUTE = "/api/v3/auditevents"
@@ -179,6 +181,13 @@ def render_position(stream: EventStream, position: int, account_uuid: str) -> di
     """Render the event at ``position`` of an audit-event stream in the v3 shape."""
     v2_text = stream.renderer.render(position, stream.timestamp(position), v2=True)
     return render_v3(json.loads(v2_text), stream.inserted(position), account_uuid)
+
+
+def render_positions(
+    stream: EventStream, positions: Iterable[int], account_uuid: str
+) -> list[dict[str, Any]]:
+    """Render the events at ``positions`` of an audit-event stream in the v3 shape."""
+    return [render_position(stream, position, account_uuid) for position in positions]
 
 
 class V3RequestError(ValueError):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from tap_onepassword.streams import EVENT_FEATURES
 from tests.e2e.conftest import tap_env
 
 if TYPE_CHECKING:
@@ -29,11 +30,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.timeout(600)
 
-STREAM_OF_FEATURE = {
-    "signinattempts": "sign_in_attempts",
-    "itemusages": "item_usages",
-    "auditevents": "audit_events",
-}
+STREAM_OF_FEATURE = {feature: name for name, feature in EVENT_FEATURES.items()}
 JSONL_STATE_ID = "test:tap-onepassword-to-target-jsonl"
 POSTGRES_STATE_ID = "test:tap-onepassword-to-target-postgres"
 SCHEMA = "onepassword"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from onepassword_emulator import Emulator
+from onepassword_emulator.data import FEATURES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -352,7 +353,7 @@ def test_every_documented_v1_field_occurs_and_nothing_else(
 
 def test_v2_adds_only_v2_fields_and_msp_fields_only_on_msp_accounts(big: Emulator) -> None:
     for account, msp in (("acme", False), ("globex", True)):
-        for feature in ("signinattempts", "itemusages", "auditevents"):
+        for feature in FEATURES:
             v1 = big.events(account, feature, version="v1")
             v2 = big.events(account, feature, version="v2")
             assert [e["uuid"] for e in v1] == [e["uuid"] for e in v2]
@@ -458,7 +459,7 @@ def test_the_same_seed_gives_the_same_events_and_another_seed_does_not() -> None
     again = Emulator(seed=5, events=200)
     other = Emulator(seed=6, events=200)
     for account in ("acme", "globex"):
-        for feature in ("signinattempts", "itemusages", "auditevents"):
+        for feature in FEATURES:
             mine = [_without_times(e) for e in first.events(account, feature)]
             assert mine == [_without_times(e) for e in again.events(account, feature)]
             assert mine != [_without_times(e) for e in other.events(account, feature)]

@@ -10,11 +10,10 @@ import pytest
 import requests
 
 from onepassword_emulator import AccountSpec, Emulator
+from onepassword_emulator.data import FEATURES
 
 Bearer = Callable[[str], dict[str, str]]
-DATA_PATHS = [
-    f"/api/{v}/{f}" for v in ("v1", "v2") for f in ("signinattempts", "itemusages", "auditevents")
-]
+DATA_PATHS = [f"/api/{v}/{f}" for v in ("v1", "v2") for f in FEATURES]
 
 
 def _claims(token: str) -> dict:

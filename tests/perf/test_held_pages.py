@@ -13,6 +13,7 @@ from singer_sdk.exceptions import RetriableAPIError
 from onepassword_emulator import Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.pages import EventsCursorPaginator, decode_held_page, decode_page
+from tap_onepassword.streams import EVENT_FEATURES
 
 PAYLOADS = Path(__file__).parents[1] / "tap" / "fixtures"
 
@@ -37,8 +38,8 @@ def _fixture_bodies() -> list[bytes]:
     bodies = []
     for version in ("v1", "v2"):
         payloads = json.loads((PAYLOADS / f"payloads-{version}.json").read_text())
-        for feature in ("signinattempts", "itemusages", "auditevents"):
-            bodies += [json.dumps(page).encode() for page in payloads[feature]]
+        for feature in EVENT_FEATURES.values():
+            bodies += [json.dumps(page).encode() for page in payloads.get(feature, [])]
     return bodies
 
 

@@ -157,16 +157,14 @@ def test_recursive_conformance_leaves_real_shaped_payloads_unchanged(version: st
     checked = 0
     for stream in tap.event_streams:
         stream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE
-        for page in payloads[stream.feature]:
+        for page in payloads.get(stream.feature, []):
             for item in page["items"]:
                 record = stream.event_records.shape(copy.deepcopy(item), "default")
                 (message,) = stream._generate_record_messages(copy.deepcopy(record))
                 assert message.record == record
                 checked += 1
     assert checked == sum(
-        len(page["items"])
-        for f in ("signinattempts", "itemusages", "auditevents")
-        for page in payloads[f]
+        len(page["items"]) for stream in EVENT_STREAMS for page in payloads.get(stream.feature, [])
     )
 
 

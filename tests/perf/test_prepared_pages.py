@@ -19,6 +19,7 @@ from tap_onepassword.output import EncodedRecord, SingerOutput, encode_record_in
 from tap_onepassword.pages import Page, PreparedPage, decode_page
 from tap_onepassword.progress import Progress
 from tap_onepassword.run import SyncRun
+from tap_onepassword.streams import EVENT_FEATURES
 from tap_onepassword.tap import TapOnePassword
 from tests.support.compare import config_for, fixed_start, run_tap
 
@@ -26,11 +27,7 @@ if TYPE_CHECKING:
     from onepassword_emulator import Emulator
 
 PAYLOADS = Path(__file__).parents[1] / "tap" / "fixtures"
-STREAM_OF = {
-    "signinattempts": "sign_in_attempts",
-    "itemusages": "item_usages",
-    "auditevents": "audit_events",
-}
+STREAM_OF = {feature: name for name, feature in EVENT_FEATURES.items()}
 WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -48,7 +45,9 @@ def fixture_pages() -> list[tuple[str, str, bytes]]:
     for version in ("v1", "v2"):
         payloads = json.loads((PAYLOADS / f"payloads-{version}.json").read_text())
         for feature in STREAM_OF:
-            pages += [(version, feature, json.dumps(page).encode()) for page in payloads[feature]]
+            pages += [
+                (version, feature, json.dumps(page).encode()) for page in payloads.get(feature, [])
+            ]
     return pages
 
 

@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tap_onepassword.streams import EVENT_FEATURES
+
 WARP_DIR = Path(__file__).parent / "warp"
-EVENT_STREAMS = ("sign_in_attempts", "item_usages", "audit_events")
-FEATURE_OF_STREAM = {
-    "sign_in_attempts": "signinattempts",
-    "item_usages": "itemusages",
-    "audit_events": "auditevents",
-}
+FEATURE_OF_STREAM = dict(EVENT_FEATURES)
+EVENT_STREAMS = tuple(FEATURE_OF_STREAM)
 STREAM_OF_FEATURE = {feature: stream for stream, feature in FEATURE_OF_STREAM.items()}
 LOG_RECORD = re.compile(r"^\d{4}-\d{2}-\d{2} [\d:,.]+ \| (\w+)\s*\|")
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "/')
@@ -61,9 +59,7 @@ def mint_token(
     header = {"alg": "ES256", "kid": "reliabilitytestkeyid000000", "typ": "JWT"}
     claims: dict[str, Any] = {
         "1password.com/auuid": auuid,
-        "1password.com/fts": features
-        if features is not None
-        else ["signinattempts", "itemusages", "auditevents"],
+        "1password.com/fts": features if features is not None else list(FEATURE_OF_STREAM.values()),
         "iat": int(time.time()) - 60,
         "jti": uuid.uuid4().hex,
     }

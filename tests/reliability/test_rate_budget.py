@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_onepassword.ratebudget import ARRIVAL_MARGIN, RateBudget
-from tests.reliability.harness import assert_no_traceback, run_tap
+from tests.reliability.harness import FEATURE_OF_STREAM, assert_no_traceback, run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -154,7 +154,7 @@ def run_against_emulator(
     emulator_factory: Callable[..., Any],
     tmp_path: Path,
     events: int,
-    features: tuple[str, ...] = ("signinattempts", "itemusages", "auditevents"),
+    features: tuple[str, ...] = tuple(FEATURE_OF_STREAM.values()),
     **settings: Any,
 ) -> tuple[Any, Any]:
     """One account, pages of one event: many requests on one token."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tap_onepassword.streams import EVENT_FEATURES
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
 
@@ -26,11 +27,8 @@ if TYPE_CHECKING:
     from onepassword_emulator import Emulator
 
 TAP = Path(sys.executable).with_name("tap-onepassword")
-FEATURE_OF = {
-    "sign_in_attempts": "signinattempts",
-    "item_usages": "itemusages",
-    "audit_events": "auditevents",
-}
+FEATURE_OF = EVENT_FEATURES
+"""Each event stream's token feature (and endpoint), as the tap declares them."""
 EVENT_STREAMS = tuple(FEATURE_OF)
 
 

@@ -10,9 +10,9 @@ import pytest
 import requests
 
 import onepassword_emulator.v3
-from tap_onepassword.api import rate_limit_pause
 from tap_onepassword.auditv3 import event_id, shape_record, split_action
 from tap_onepassword.errors import ApiResponseError
+from tap_onepassword.ratebudget import rate_limit_pause
 from tests.support.runs import run_tap, selecting, tap_config
 
 if TYPE_CHECKING:
