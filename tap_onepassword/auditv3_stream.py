@@ -179,9 +179,8 @@ class AuditEventsV3Stream(OnePasswordStream):
         state = self.get_context_state(context)
         start = self.settings.start_date
         boundary = Boundary.from_state(state, format_timestamp(start) if start else None)
-        end_bound = self.end_bound
-        done = boundary.insert_time is not None and end_bound is not None
-        if done and boundary.insert_time >= end_bound:  # type: ignore[operator] # both set
+        last, end_bound = boundary.insert_time, self.end_bound
+        if last is not None and end_bound is not None and last >= end_bound:
             return  # everything before end_date was emitted
         progress = Progress(self.logger, self.name, account.name)
         fallbacks, fallback_from = 0, boundary.insert_time

@@ -241,3 +241,16 @@ def test_a_spent_rate_limit_window_holds_the_token_instead_of_meeting_a_429(
         assert [r.status for r in emu.requests if r.status == 429] == []
         assert pauses
         assert all(0 < p <= 60 for p in pauses)
+
+
+def test_an_end_date_before_what_was_emitted_reads_nothing_and_fails_nothing(
+    emulator: Emulator,
+) -> None:
+    config = tap_config(emulator, ["acme"], page_size=100)
+    first = run_v3(config)
+    events = emulator.events("acme", "auditevents", version="v3")
+    bounded = {**config, "end_date": events[100]["insert_time"]}
+    again = run_v3(bounded, first.final_state)
+    assert V3 not in again.records
+    assert len(v3_requests(emulator)) == 3  # the first run's pages only
+    assert partition(again.final_state, V3, "acme") == partition(first.final_state, V3, "acme")
