@@ -15,12 +15,11 @@ import bisect
 import hashlib
 import hmac
 import json
+import random
 import threading
 from array import array
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
-
-from onepassword_emulator.data import mix64
 
 if TYPE_CHECKING:
     from onepassword_emulator.data import StreamRenderer
@@ -115,6 +114,12 @@ _MILLI = 1_000_000
 _SECOND = 1_000_000_000
 
 
+def _insert_batch(inserted: array[int], count: int, instant: int) -> None:
+    """Append a batch inserted at one instant, never before the last insertion."""
+    at = max(instant, inserted[-1] if inserted else 0)
+    inserted.extend([at] * count)
+
+
 def initial_insertions(key: int, timestamps: array[int]) -> array[int]:
     """Return the insertion times of a stream's initial history (whole milliseconds).
 
@@ -126,15 +131,16 @@ def initial_insertions(key: int, timestamps: array[int]) -> array[int]:
     """
     low, high = INSERTION_DELAY_MS
     span = high - low
+    draw = random.Random(key ^ 0x1A5E27).getrandbits  # noqa: S311 - synthetic data
     out: array[int] = array("q")
     previous = -_NO_END
-    for position, stamp in enumerate(timestamps):
-        mixed = mix64(key ^ (position * 0x9E3779B1))
-        at = (stamp // _MILLI + 1 + low + mixed % span) * _MILLI
-        if (mixed >> 40) % 5 == 0:  # one in five inserted on a whole second
+    for stamp in timestamps:
+        bits = draw(32)
+        at = (stamp // _MILLI + 1 + low + (bits & 0xFFFF) % span) * _MILLI
+        if (bits >> 16) % 5 == 0:  # one in five inserted on a whole second
             at = -(-at // _SECOND) * _SECOND
         previous = max(previous, at)
-        if out and (mixed >> 32) % 4 == 0:
+        if out and (bits >> 24) % 4 == 0:
             out[-1] = previous  # ingested in one batch with this event
         out.append(previous)
     return out
@@ -164,7 +170,8 @@ class EventStream:
     ) -> None:
         """Take ownership of ``timestamps`` (ingestion order) and index them.
 
-        ``insertion`` keeps insertion times too (see the class docstring).
+        ``insertion`` keeps insertion times too (see the class docstring), worked out when
+        first asked for: a stream never read on v3 costs nothing more.
         """
         self.renderer = renderer
         self._stamps: array[int] = array("q")
@@ -173,10 +180,12 @@ class EventStream:
         self._late_set: set[int] = set()
         self._running_max = -_NO_END
         self._lock = threading.Lock()
-        self._inserted: array[int] | None = array("q") if insertion else None
         self._extend(timestamps)
-        if self._inserted is not None:
-            self._inserted.extend(initial_insertions(renderer.key, timestamps))
+        self._keeps_insertion = insertion
+        self._initial = len(timestamps)
+        self._inserted: array[int] | None = None
+        self._batches: list[tuple[int, int]] = []
+        """(events, instant) of each batch added before the insertion times were worked out."""
 
     def __len__(self) -> int:
         """Return how many events were ever ingested (retention not applied)."""
@@ -210,37 +219,48 @@ class EventStream:
         with self._lock:
             first = len(self._stamps)
             self._extend(timestamps)
-            if self._inserted is not None:
+            if self._keeps_insertion:
                 if inserted_ns is None:
                     msg = "this stream keeps insertion times: say when the events are inserted"
                     raise ValueError(msg)
-                instant = max(
-                    inserted_ns - inserted_ns % _MILLI,
-                    (max(timestamps) // _MILLI + 1) * _MILLI,
-                    self._inserted[-1] if self._inserted else 0,
-                )
-                self._inserted.extend([instant] * len(timestamps))
+                newest = (max(timestamps) // _MILLI + 1) * _MILLI
+                instant = max(inserted_ns - inserted_ns % _MILLI, newest)
+                if self._inserted is None:
+                    self._batches.append((len(timestamps), instant))
+                else:
+                    _insert_batch(self._inserted, len(timestamps), instant)
             return range(first, len(self._stamps))
 
     @property
     def keeps_insertion_times(self) -> bool:
         """Whether the stream is served on v3 (it knows when each event was inserted)."""
-        return self._inserted is not None
+        return self._keeps_insertion
 
-    def inserted(self, position: int) -> int:
-        """Return the insertion time (nanoseconds) of the event at ``position``."""
-        if self._inserted is None:
-            msg = "this stream keeps no insertion times"
-            raise ValueError(msg)
-        return self._inserted[position]
-
-    def first_inserted_after(self, instant_ns: int) -> int:
-        """Return the first position inserted strictly after ``instant_ns`` (or the length)."""
-        if self._inserted is None:
+    def _insertions(self) -> array[int]:
+        inserted = self._inserted
+        if inserted is not None:
+            return inserted
+        if not self._keeps_insertion:
             msg = "this stream keeps no insertion times"
             raise ValueError(msg)
         with self._lock:
-            return bisect.bisect_right(self._inserted, instant_ns)
+            if self._inserted is None:
+                initial = self._stamps[: self._initial]
+                worked_out = initial_insertions(self.renderer.key, initial)
+                for count, instant in self._batches:
+                    _insert_batch(worked_out, count, instant)
+                self._inserted = worked_out
+            return self._inserted
+
+    def inserted(self, position: int) -> int:
+        """Return the insertion time (nanoseconds) of the event at ``position``."""
+        return self._insertions()[position]
+
+    def first_inserted_after(self, instant_ns: int) -> int:
+        """Return the first position inserted strictly after ``instant_ns`` (or the length)."""
+        inserted = self._insertions()
+        with self._lock:
+            return bisect.bisect_right(inserted, instant_ns)
 
     def timestamp(self, position: int) -> int:
         """Return the stored timestamp of the event at ``position``."""

@@ -185,3 +185,18 @@ def test_the_legacy_switch_reads_the_earlier_names_and_answers_has_more() -> Non
         assert refused.status_code == 400
         assert "unknown query parameter 'max_page_size'" in refused.json()["Error"]["Message"]
         assert get(emu, "acme", {"page_size": 0}).status_code == 400
+
+
+def test_events_added_before_v3_is_first_read_keep_their_insertion_instant() -> None:
+    with Emulator(seed=6, events=50) as emu:
+        emu.advance_time(5)
+        late = {e["uuid"] for e in emu.add_events("acme", "auditevents", 3, late=True)}
+        emu.advance_time(5)
+        new = {e["uuid"] for e in emu.add_events("acme", "auditevents", 2)}
+        events = emu.events("acme", "auditevents", version="v3")  # worked out only now
+    inserted = [parse_ns(e["insert_time"]) for e in events]
+    assert inserted == sorted(inserted)
+    assert {e["uuid"] for e in events[-5:-2]} == late
+    assert {e["uuid"] for e in events[-2:]} == new
+    assert len({e["insert_time"] for e in events[-5:-2]}) == 1  # one batch, one instant
+    assert parse_ns(events[-2]["insert_time"]) - parse_ns(events[-3]["insert_time"]) >= 4 * 10**9
