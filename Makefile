@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine with python3 and make:
-#   make demo   virtualenv + install + emulator + real Meltano pipeline into target-jsonl
+#   make demo   virtualenv + install + emulator + the Meltano job into DuckDB (models, tests)
+#               + the HTML report
 #   make test   virtualenv + install + the whole test suite (starts its own servers)
 # Every step is skipped when its inputs have not changed, so both can be run again at will.
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PLUGINS_STAMP := .meltano/.plugins-installed
 # virtualenv. The emulator is its own distribution (emulator/), installed for tests and demos only.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: venv plugins postgres test demo settings bench soak lint clean
+.PHONY: venv plugins postgres chromium test demo report settings bench soak lint clean
 
 venv: $(STAMP)
 
@@ -31,7 +32,7 @@ $(STAMP): pyproject.toml emulator/pyproject.toml
 plugins: $(PLUGINS_STAMP)
 
 $(PLUGINS_STAMP): $(STAMP) meltano.yml
-	@echo ">> installing the Meltano plugins (tap-onepassword, target-jsonl, target-postgres)"
+	@echo ">> installing the Meltano plugins (tap-onepassword, target-jsonl, target-postgres, target-duckdb, dbt-postgres, dbt-duckdb)"
 	@$(RUN) MELTANO_SEND_ANONYMOUS_USAGE_STATS=false $(BIN)/meltano install --clean > $(VENV)/meltano-install.log 2>&1 \
 		|| { tail -n 30 $(VENV)/meltano-install.log; echo "!! meltano install failed (full log: $(VENV)/meltano-install.log)"; exit 1; }
 	@rm -f $(VENV)/meltano-install.log
@@ -49,13 +50,29 @@ postgres:
 			&& echo ">> PostgreSQL server installed"; \
 	fi
 
+# The report test renders the HTML report in a real browser: Debian's Chromium.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo ">> Chromium found"; \
+	else \
+		echo ">> installing Chromium (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+			&& echo ">> Chromium installed"; \
+	fi
+
 # Lint first: CI (.ci/run) fails on a lint failure before any test runs.
-test: venv lint plugins postgres
+test: venv lint plugins postgres chromium
 	@echo ">> running the test suite"
 	@$(RUN) $(BIN)/python -m pytest
 
 demo: venv plugins
 	@$(RUN) $(BIN)/python scripts/demo.py
+
+# The HTML report from the models in output/warehouse.duckdb (`meltano run
+# onepassword-to-duckdb`); REPORT_ARGS="--help" for other sources (PostgreSQL) and paths.
+report: venv
+	@$(RUN) $(BIN)/python scripts/report.py $(REPORT_ARGS)
 
 # Rewrite the settings and streams tables in README.md and the extractor's settings in
 # meltano.yml from the tap (run after changing a setting or a stream; the tests fail while

@@ -1,34 +1,40 @@
-"""`make demo`: the real pipeline, `meltano run tap-onepassword target-jsonl`, against the emulator.
+"""`make demo`: the job `meltano run onepassword-to-duckdb` against the emulator, then a report.
 
-Starts the 1Password Events API emulator on a free loopback port, points tap-onepassword at its
-three accounts through environment variables (the way a user configures Meltano), runs the
-pipeline into target-jsonl, prints how many events landed per stream and account and where the
-files are, and stops the emulator. Each demo starts from scratch: it keeps its own Meltano
-system database and output folder under `output/demo/`, so running it again gives the same
-result and never touches the project's own state.
+Starts the 1Password Events API emulator on a free loopback port (with a few events from the
+last minutes, so "today" has some), points tap-onepassword at its three accounts through
+environment variables (the way a user configures Meltano), runs the job into DuckDB
+(tap-onepassword -> target-duckdb -> dbt run -> dbt test, the same models as on PostgreSQL),
+prints how many events landed per stream and account, stops the emulator, writes the HTML
+report and ends with its path and three answers. Each demo starts from scratch: it keeps its
+own Meltano system database, warehouse and report under `output/demo/`, so running it again
+gives the same kind of result and never touches the project's own state.
 """
 
 # A command-line script, not a module: it prints, and runs this project's own programs.
-# ruff: noqa: T201, INP001, S603
+# ruff: noqa: T201, INP001, S603, S608
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DEMO_DIR = ROOT / "output" / "demo"
+WAREHOUSE = DEMO_DIR / "warehouse.duckdb"
+REPORT = DEMO_DIR / "report.html"
 EVENTS_PER_STREAM = 500
+RECENT_EVENTS = 20
 SEED = 1
-STATE_ID = "dev:tap-onepassword-to-target-jsonl"
+STATE_ID = "dev:tap-onepassword-to-target-duckdb"
+STREAMS = ("sign_in_attempts", "item_usages", "audit_events", "introspection")
 
 
 def say(message: str) -> None:
@@ -76,7 +82,7 @@ def meltano_env(emulator: dict[str, Any]) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("TAP_ONEPASSWORD_", "TARGET_JSONL_", "MELTANO_"))
+        if not key.startswith(("TAP_ONEPASSWORD_", "TARGET_DUCKDB_", "MELTANO_", "DBT_"))
     }
     accounts = [
         {"name": account["name"], "token": account["token"]} for account in emulator["accounts"]
@@ -91,36 +97,57 @@ def meltano_env(emulator: dict[str, Any]) -> dict[str, str]:
             # The emulator's tokens name 127.0.0.1 as their host, which is no 1Password region:
             # the base URL is given explicitly, as with a proxy or a test server.
             "TAP_ONEPASSWORD_BASE_URL": emulator["base_url"],
-            "TARGET_JSONL_DESTINATION_PATH": str(DEMO_DIR),
+            "TARGET_DUCKDB_PATH": str(WAREHOUSE),
+            "DBT_DUCKDB_PATH": str(WAREHOUSE),
+            "DBT_TARGET_PATH": str(DEMO_DIR / "dbt-target"),
+            "DBT_LOG_PATH": str(DEMO_DIR / "dbt-logs"),
         }
     )
     return env
 
 
-def summarise(tokens: list[str]) -> None:
+def add_recent_events(emulator: dict[str, Any]) -> None:
+    """Have the emulator ingest a few events per stream now (its control API)."""
+    for account in emulator["accounts"]:
+        for feature in account["features"]:
+            body = json.dumps(
+                {"account": account["name"], "feature": feature, "count": RECENT_EVENTS}
+            ).encode()
+            request = urllib.request.Request(  # noqa: S310 - the emulator on loopback
+                f"{emulator['base_url']}/_emulator/events",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+                pass
+
+
+def summarise() -> None:
     """Print the events that landed per stream and account, and where they are."""
-    files = sorted(DEMO_DIR.glob("*.jsonl"))
-    if not files:
-        sys.exit(f"!! nothing landed in {DEMO_DIR}")
-    rows = []
-    for path in files:
-        per_account: collections.Counter[str] = collections.Counter()
-        for line in path.read_text().splitlines():
-            if any(token in line for token in tokens):
-                sys.exit(f"!! a token appears in {path}: stop and report this")
-            per_account[json.loads(line).get("account_name", "?")] += 1
-        detail = ", ".join(f"{name} {count}" for name, count in sorted(per_account.items()))
-        rows.append((path.stem, sum(per_account.values()), detail))
+    import duckdb  # noqa: PLC0415 - installed with the project's report extra
+
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as warehouse:
+        rows = []
+        for stream in STREAMS:
+            per_account = warehouse.execute(
+                f"SELECT account_name, count(*) FROM onepassword.{stream} GROUP BY 1 ORDER BY 1",
+            ).fetchall()
+            detail = ", ".join(f"{name} {count}" for name, count in per_account)
+            rows.append((stream, sum(count for _, count in per_account), detail))
     width = max(len(stream) for stream, _, _ in rows)
     print()
     print(f"   {'stream':<{width}}  {'records':>7}  per account")
     for stream, total, detail in rows:
         print(f"   {stream:<{width}}  {total:>7}  {detail}")
     print()
-    print(f"   files:   {DEMO_DIR.relative_to(ROOT)}/<stream>.jsonl, one JSON record per line")
-    print(f"   log:     {(DEMO_DIR / 'meltano.log').relative_to(ROOT)}")
     print(
-        f"   state:   kept by Meltano under the ID {STATE_ID} in "
+        f"   warehouse: {WAREHOUSE.relative_to(ROOT)} (raw streams in schema onepassword, models "
+        "in onepassword_staging, onepassword_marts, onepassword_lookups)"
+    )
+    print(f"   log:       {(DEMO_DIR / 'meltano.log').relative_to(ROOT)}")
+    print(
+        f"   state:     kept by Meltano under the ID {STATE_ID} in "
         f"{(DEMO_DIR / 'meltano.db').relative_to(ROOT)}"
     )
     print()
@@ -154,12 +181,16 @@ def main() -> int:
             for account in emulator["accounts"]
         )
         say(f"emulator on {emulator['base_url']} with accounts {names}")
-        say("running: meltano run tap-onepassword target-jsonl")
+        add_recent_events(emulator)
+        say(
+            "running: meltano run onepassword-to-duckdb "
+            "(tap-onepassword target-duckdb dbt-duckdb:run dbt-duckdb:test)"
+        )
         started = time.monotonic()
         log_path = DEMO_DIR / "meltano.log"
         with log_path.open("w") as log:
             done = subprocess.run(
-                [str(BIN / "meltano"), "run", "tap-onepassword", "target-jsonl"],
+                [str(BIN / "meltano"), "run", "onepassword-to-duckdb"],
                 cwd=ROOT,
                 env=meltano_env(emulator),
                 stdout=log,
@@ -174,13 +205,26 @@ def main() -> int:
             say(f"the pipeline failed (exit status {done.returncode}); full log: {log_path}")
             return 1
         say(f"pipeline finished in {time.monotonic() - started:.1f}s")
-        summarise(tokens)
+        summarise()
         for warning in tap_warnings(log_text):
             print(f"   tap warning: {warning}")
     finally:
         stop(emulator_process)
         say("emulator stopped")
-    return 0
+    say("writing the report: scripts/report.py")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "report.py"),
+            "--duckdb",
+            str(WAREHOUSE),
+            "--out",
+            str(REPORT),
+        ],
+        cwd=ROOT,
+        check=False,
+    )
+    return done.returncode
 
 
 if __name__ == "__main__":

@@ -16,25 +16,27 @@ import threading
 from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import backoff
 import requests
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 
+from tap_onepassword.accountmetrics import RequestTally, log_request_duration
 from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
     CursorRejectedError,
-    PageTokenRejectedError,
     redact_secrets,
 )
-from tap_onepassword.pages import decode_object
-from tap_onepassword.ratebudget import RateBudget, rate_limit_pause
+from tap_onepassword.pages import decode_object, sent_page_token
+from tap_onepassword.progress import clock_in, name_some
+from tap_onepassword.ratebudget import RateBudget, wait_in_steps
+from tap_onepassword.slowanswers import SlowAnswers
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable
 
     from backoff.types import Details
 
@@ -59,15 +61,6 @@ RETRIABLE_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS})
 
 MAX_RETRY_AFTER = 3600.0
 """The longest `Retry-After` honoured: the API's longest rate window (one hour)."""
-
-V3_PARAMETER_NAMES = {
-    "current": ("max_page_size", "page_token"),
-    "legacy": ("page_size", "next_page_token"),
-}
-"""The v3 beta's query parameters (`v3_parameter_names` -> page size, page token): renamed once
-during the beta."""
-
-_V3_TOKEN_PARAMETERS = frozenset(token for _, token in V3_PARAMETER_NAMES.values())
 
 
 def introspection_path(api_version: str) -> str:
@@ -95,18 +88,28 @@ class EventsApiClient:
     MAX_TRIES: ClassVar[int] = 10
     """Attempts per request before giving up (about 4 minutes of waiting at most)."""
 
-    def __init__(self, settings: Settings, *, user_agent: str, logger: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        user_agent: str,
+        logger: logging.Logger,
+        tally: RequestTally | None = None,
+    ) -> None:
         """Prepare a client; sessions and budgets are made on first use.
 
         Args:
             settings: The run's checked settings.
             user_agent: The `User-Agent` header.
-            logger: Where retries are logged.
+            logger: Where retries and long waits are logged.
+            tally: Counts the requests sent, per stream and account.
 
         """
         self.settings = settings
         self.user_agent = user_agent
         self.logger = logger
+        self.tally = tally or RequestTally()
+        self.slow_answers = SlowAnswers(logger, request_timeout=settings.request_timeout)
         self._sessions: dict[str, requests.Session] = {}
         self._verify: dict[str, str | bool] = {}
         self._sessions_lock = threading.Lock()
@@ -126,11 +129,34 @@ class EventsApiClient:
         with self._budgets_lock:
             budget = self._budgets.get(account.token_id)
             if budget is None:
+                sharing = [a.name for a in self.settings.accounts if a.token_id == account.token_id]
                 budget = RateBudget(
-                    self.settings.max_requests_per_minute, self.settings.max_requests_per_hour
+                    self.settings.max_requests_per_minute,
+                    self.settings.max_requests_per_hour,
+                    on_long_wait=self._budget_notice(sharing),
                 )
                 self._budgets[account.token_id] = budget
             return budget
+
+    def _budget_notice(self, accounts: list[str]) -> Callable[[str, float], None]:
+        """Say, of a budget's long waits, what they are for, whose token, and until when."""
+        whose = f"account{'s' if len(accounts) > 1 else ''} {name_some(accounts)}"
+
+        def notice(reason: str, seconds: float) -> None:
+            self.logger.info(
+                "waiting for the request budget of the token of %s (%s): %.0f s, until %s UTC",
+                whose,
+                reason,
+                seconds,
+                clock_in(seconds),
+            )
+
+        return notice
+
+    def budget_waits(self) -> float:
+        """Seconds callers waited for request budgets so far, summed over threads."""
+        with self._budgets_lock:
+            return sum(budget.waited for budget in self._budgets.values())
 
     def session_for(self, account: Account) -> requests.Session:
         """One HTTP session (connection pool) per account.
@@ -210,16 +236,19 @@ class EventsApiClient:
             ApiResponseError: Retries ran out, or the API answered something unusable.
 
         """
+        # backoff counts the tries; the wait between them is the handler's, which tells it as
+        # it goes (a wait of a minute is not a minute of silence).
         attempt = backoff.on_exception(
-            self._waits,
+            backoff.constant,
             RETRIABLE_ERRORS,
+            interval=0,
             max_tries=self.MAX_TRIES,
             jitter=None,  # Retry-After is honoured exactly and waits stay predictable
-            on_backoff=lambda details: self._log_retry(details, label, method, path),
+            on_backoff=lambda details: self._wait_to_retry(details, label, method, path),
             logger=None,
         )(self._attempt)
         try:
-            return attempt(account, method, path, body, decode)
+            return attempt(account, method, path, body, decode, label=label)
         except RETRIABLE_ERRORS as exc:
             msg = (
                 f"{label}, account '{account.name}': gave up after {self.MAX_TRIES} "
@@ -232,16 +261,19 @@ class EventsApiClient:
             msg = f"{label}, account '{account.name}': {exc}"
             raise ApiResponseError(msg) from None
 
-    def _attempt(
+    def _attempt(  # noqa: PLR0913 - fetch's request, as backoff passes it on
         self,
         account: Account,
         method: str,
         path: str,
         body: RequestBody | None,
         decode: Callable[[requests.Response], T],
+        *,
+        label: str,
     ) -> T:
         budget = self.budget_for(account)
         budget.acquire()
+        self.tally.count(label, account.name)
         # A fresh dict per request; the token goes in the header of this one request and is
         # never put in a context, state or a log line.
         headers = {
@@ -250,17 +282,18 @@ class EventsApiClient:
             "Authorization": f"Bearer {account.token}",
         }
         try:
-            response = self.session_for(account).request(
-                method,
-                account.base_url + path,
-                json=body,
-                headers=headers,
-                timeout=self.settings.request_timeout,
-                allow_redirects=False,
-                verify=self._verify[account.name],
-                stream=True,  # the body is read by read_whole_body
-            )
-            read_whole_body(response)
+            with self.slow_answers.out(f"{label}, account '{account.name}': {method} {path}"):
+                response = self.session_for(account).request(
+                    method,
+                    account.base_url + path,
+                    json=body,
+                    headers=headers,
+                    timeout=self.settings.request_timeout,
+                    allow_redirects=False,
+                    verify=self._verify[account.name],
+                    stream=True,  # the body is read by read_whole_body
+                )
+                read_whole_body(response)
         except requests.exceptions.SSLError as exc:
             msg = (
                 f"account '{account.name}': TLS verification failed for {account.base_url} "
@@ -268,28 +301,18 @@ class EventsApiClient:
                 "certificates (verification cannot be turned off)."
             )
             raise ApiResponseError(msg) from None
+        log_request_duration(label, account.name, path, response)
         if response.status_code == HTTPStatus.TOO_MANY_REQUESTS:
             # Everyone on this token waits, not only this stream: the server counts them all.
             pause = retry_after_seconds(response)
             budget.pause(1.0 if pause is None else pause)
-        spent = rate_limit_pause(response)
-        if spent is not None:
-            # The server says the token's window is spent (v3's RateLimit-* headers): hold
-            # every user of the token until it frees, rather than meet a 429.
-            budget.pause(spent)
+        budget.heed_rate_limit_headers(response)  # v3 says when the token's window is spent
         if response.status_code in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AccountUnauthorizedError(
                 account.name, account.base_url + path, response.status_code
             )
         check_status(response)
         return decode(response)
-
-    def _waits(self) -> Generator[float, Any, None]:
-        attempt = 0
-        exception = yield 0.0  # primed by backoff before the first failure
-        while True:
-            attempt += 1
-            exception = yield self.retry_wait(exception, attempt)
 
     def retry_wait(self, exception: Exception, attempt: int) -> float:
         """How long to wait before attempt `attempt + 1`.
@@ -316,19 +339,36 @@ class EventsApiClient:
                 return retry_after
         return expo
 
-    def _log_retry(self, details: Details, label: str, method: str, path: str) -> None:
+    def _wait_to_retry(self, details: Details, label: str, method: str, path: str) -> None:
+        """Say why and until when, then wait; a long wait is told again every few seconds."""
         account = details["args"][0]
+        exception = details.get("exception")
+        wait = self.retry_wait(exception, details["tries"]) if exception else 0.0
         self.logger.warning(
-            "%s, account '%s': %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
+            "%s, account '%s': %s %s failed (%s); retrying in %.1f s, at %s UTC (attempt %d of %d)",
             label,
             account.name,
             method,
             path,
-            describe_failure(details.get("exception")),
-            details.get("wait", 0.0),
+            describe_failure(exception),
+            wait,
+            clock_in(wait),
             details["tries"] + 1,
             self.MAX_TRIES,
         )
+
+        def tell(left: float) -> None:
+            self.logger.info(
+                "%s, account '%s': waiting to retry %s %s: %.0f s, until %s UTC",
+                label,
+                account.name,
+                method,
+                path,
+                left,
+                clock_in(left),
+            )
+
+        wait_in_steps(wait, tell)
 
 
 def check_status(response: requests.Response) -> None:
@@ -339,8 +379,7 @@ def check_status(response: requests.Response) -> None:
 
     Raises:
         RetriableAPIError: 429 or 5xx.
-        CursorRejectedError: A 4xx to a `{"cursor": ...}` body.
-        PageTokenRejectedError: A 4xx to a v3 request that sent a page token.
+        CursorRejectedError: A 4xx to a `{"cursor": ...}` body or a v3 page token.
         FatalAPIError: Any other answer but 200.
 
     """
@@ -350,12 +389,9 @@ def check_status(response: requests.Response) -> None:
     if status >= HTTPStatus.BAD_REQUEST:
         body = response.request.body or b""
         sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(b'{"cursor"')
-        refused = status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
-        if sent_cursor and not refused:
+        sent_cursor = sent_cursor or sent_page_token(response.request.url or "")
+        if sent_cursor and status not in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise CursorRejectedError(response_error_message(response))
-        sent = parse_qs(urlsplit(response.request.url or "").query)
-        if not refused and not _V3_TOKEN_PARAMETERS.isdisjoint(sent):
-            raise PageTokenRejectedError(response_error_message(response))
         raise FatalAPIError(response_error_message(response))
     if status != HTTPStatus.OK:
         msg = f"unexpected {response_error_message(response)}"

@@ -17,7 +17,6 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
 from tap_onepassword import schemas
-from tap_onepassword.api import V3_PARAMETER_NAMES
 from tap_onepassword.auditv3 import (
     Boundary,
     V3Page,
@@ -28,8 +27,9 @@ from tap_onepassword.auditv3 import (
     start_instant,
     unknown_fields,
 )
-from tap_onepassword.errors import ApiResponseError, PageTokenRejectedError
+from tap_onepassword.errors import ApiResponseError, CursorRejectedError
 from tap_onepassword.events import OnePasswordStream
+from tap_onepassword.pages import V3_PARAMETER_NAMES
 from tap_onepassword.progress import Progress
 from tap_onepassword.settings import retention_start
 from tap_onepassword.timestamps import format_timestamp
@@ -189,7 +189,7 @@ class AuditEventsV3Stream(OnePasswordStream):
             try:
                 yield from self.emit(context, state, boundary, progress, pages)
                 break
-            except PageTokenRejectedError as rejected:
+            except CursorRejectedError as rejected:  # here: a v3 page token
                 stuck = boundary.insert_time == fallback_from
                 if fallbacks and (stuck or fallbacks >= self.MAX_FALLBACKS):
                     msg = (

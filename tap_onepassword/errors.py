@@ -65,20 +65,13 @@ class AccountUnauthorizedError(TapOnePasswordError, FatalAPIError):
 
 
 class CursorRejectedError(FatalAPIError):
-    """The API refused a cursor (4xx on a `{"cursor": ...}` body).
+    """The API refused a cursor (4xx on a `{"cursor": ...}` body) or a v3 page token.
 
-    Kept apart from other client errors because the tap recovers from it once, by a reset
-    request from its last emitted timestamp; the SDK's `FatalAPIError` carries no response, so
-    a dedicated type is how the caller tells the cases apart.
+    Kept apart from other client errors because the tap recovers from it, by asking again from
+    its last emitted timestamp (v3: insertion time); the SDK's `FatalAPIError` carries no
+    response, so a dedicated type is how the caller tells the cases apart.
     """
 
 
 class ApiResponseError(TapOnePasswordError, FatalAPIError):
     """The API answered something the tap cannot use and retrying will not help."""
-
-
-class PageTokenRejectedError(CursorRejectedError):
-    """The API refused a v3 page token (4xx on a request that sent one): rejected or expired.
-
-    The tap answers it by asking again from the last insertion time it emitted.
-    """

@@ -17,6 +17,7 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
+from tap_onepassword.accountmetrics import AccountMeters
 from tap_onepassword.errors import ApiResponseError, CursorRejectedError
 from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.output import EncodedRecord
@@ -30,7 +31,7 @@ from tap_onepassword.pages import (
     decode_held_page,
     decode_page,
 )
-from tap_onepassword.progress import Progress
+from tap_onepassword.progress import PARTITION_CHATTER, Progress
 from tap_onepassword.records import EventRecords
 from tap_onepassword.settings import retention_start
 from tap_onepassword.timestamps import (
@@ -50,8 +51,8 @@ if TYPE_CHECKING:
     from tap_onepassword.settings import Account, Settings
 
 
-class OnePasswordStream(FastPathStream, RESTStream[RequestBody | None]):
-    """A stream read per configured account, given what the run shares."""
+class OnePasswordStream(AccountMeters, FastPathStream, RESTStream[RequestBody | None]):
+    """A stream read per configured account, given what the run shares; metrics per account."""
 
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Bind the stream to its tap and to the run's settings, API client and answers.
@@ -132,8 +133,7 @@ class EventStream(OnePasswordStream):
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Create the stream, given the tap and what this run's streams share."""
         super().__init__(tap, run)
-        self.finished: list[Progress] = []
-        """Progress of each account read in this run, for the summary."""
+        self.logger.addFilter(PARTITION_CHATTER)
 
     @cached_property
     def event_records(self) -> EventRecords:
@@ -233,47 +233,38 @@ class EventStream(OnePasswordStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         account = self.account_of(context)
         assert context is not None
-        access = self.run.access(account)
-        if self.feature not in access["features"]:
-            self.logger.warning(
-                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
-                "Issue a token with that feature to read these events.",
-                self.name,
-                account.name,
-                self.feature,
-                ", ".join(access["features"]) or "none",
-            )
+        if self.feature not in self.run.access(account)["features"]:
+            self.run.skip_partition(self, account)
             return
         state = self.get_context_state(context)
         progress = Progress(self.logger, self.name, account.name)
-        pages = self.run.pages_ahead(self, context)
-        if pages is None:
-            pages = self.request_pages(context, self.first_request_body(state, account))
-        # A rejected cursor is answered by reading again from the last emitted event minus the
-        # lookback. Again after a later rejection (cursors can expire more than once in a long
-        # backfill), but only once the tap got past where the previous fallback began: a
-        # fallback that cannot move would otherwise loop.
-        fallbacks = 0
-        fallback_from: object = None
-        while True:
-            try:
-                yield from self.emit(context, state, progress, pages)
-                break
-            except CursorRejectedError as rejected:
-                newest = state.get("cursor_max_timestamp")
-                if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
-                    msg = (
-                        f"{self.name}, account '{account.name}': the API rejected a cursor again "
-                        f"before the fallback to a timestamp got past its last event ({rejected})"
-                        "; the next run starts again from the last emitted event minus "
-                        "lookback_minutes"
-                    )
-                    raise ApiResponseError(msg) from None
-                fallbacks += 1
-                fallback_from = newest
-                pages = self.request_pages(context, self.fall_back(state, account, rejected))
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
+        with self.run.summary.partition(self, context, state, progress):
+            pages = self.run.pages_ahead(self, context)
+            if pages is None:
+                pages = self.request_pages(context, self.first_request_body(state, account))
+            # A rejected cursor is answered by reading again from the last emitted event minus
+            # the lookback. Again after a later rejection (cursors can expire more than once in
+            # a long backfill), but only once the tap got past where the previous fallback
+            # began: a fallback that cannot move would otherwise loop.
+            fallbacks = 0
+            fallback_from: object = None
+            while True:
+                try:
+                    yield from self.emit(context, state, progress, pages)
+                    break
+                except CursorRejectedError as rejected:
+                    newest = state.get("cursor_max_timestamp")
+                    if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
+                        msg = (
+                            f"{self.name}, account '{account.name}': the API rejected a cursor "
+                            "again before the fallback to a timestamp got past its last event "
+                            f"({rejected}); the next run starts again from the last emitted "
+                            "event minus lookback_minutes"
+                        )
+                        raise ApiResponseError(msg) from None
+                    fallbacks += 1
+                    fallback_from = newest
+                    pages = self.request_pages(context, self.fall_back(state, account, rejected))
 
     def emit(
         self,
@@ -318,6 +309,7 @@ class EventStream(OnePasswordStream):
                     yield record
             self.commit_page(state, page, newest)
             progress.page_done(emitted, newest)
+            self.log_record_count_if_due()
 
     def commit_page(
         self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None
@@ -484,13 +476,3 @@ class EventStream(OnePasswordStream):
         state["cursor_end_date"] = None
         self.write_state_now()
         return body
-
-    @override
-    def log_sync_costs(self) -> None:
-        # Called by the SDK for every stream at the end of the run: the run summary.
-        if self.finished:
-            self.logger.info(
-                "%s summary: %s",
-                self.name,
-                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
-            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from singer_sdk.exceptions import RetriableAPIError
@@ -386,3 +387,26 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None], Generic[PageT]
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         return self.has_more(response)
+
+
+V3_PARAMETER_NAMES = {
+    "current": ("max_page_size", "page_token"),
+    "legacy": ("page_size", "next_page_token"),
+}
+"""The v3 beta's query parameters (`v3_parameter_names` -> page size, page token): renamed once
+during the beta."""
+
+_V3_TOKEN_PARAMETERS = frozenset(token for _, token in V3_PARAMETER_NAMES.values())
+
+
+def sent_page_token(url: str) -> bool:
+    """Tell whether a request's URL carries a v3 page token (in either beta's name).
+
+    Args:
+        url: The request's URL.
+
+    Returns:
+        True when its query has `page_token` or `next_page_token`.
+
+    """
+    return not _V3_TOKEN_PARAMETERS.isdisjoint(parse_qs(urlsplit(url).query))

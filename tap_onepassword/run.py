@@ -1,10 +1,10 @@
-"""What one sync run shares: settings, the API client, introspection answers, read-ahead.
+"""What one sync run shares: settings, the API client, introspection answers, read-ahead, summary.
 
 The tap makes one `SyncRun` and gives it to every stream. Streams ask it what a token may read
 (`access`: every account introspected once, together, before the first event request) and for
 a partition's pages read ahead (`pages_ahead`); the API client it holds keeps one request budget
 per token for all streams. `tuned` sets up the process for the sync (one C heap, a calmer
-garbage collector) and undoes what can be undone afterwards.
+garbage collector) and undoes what can be undone afterwards; then the run's summary is told.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_onepassword.api import EventsApiClient
+from tap_onepassword.errors import TapOnePasswordError
 from tap_onepassword.events import EventStream
 from tap_onepassword.readahead import ReadAhead
+from tap_onepassword.runsummary import RunSummary
 from tap_onepassword.settings import load_settings
 from tap_onepassword.streams import introspection_record
 
@@ -62,7 +64,7 @@ def one_malloc_arena() -> bool:
 
 
 class SyncRun:
-    """Settings, API client, introspection answers and read-ahead of one run."""
+    """Settings, API client, introspection answers, read-ahead and summary of one run."""
 
     READ_AHEAD_BYTES: ClassVar[int] = 64 * 1024 * 1024
     """Page text held ahead for the partitions not being emitted (some 60,000 to 120,000
@@ -106,9 +108,40 @@ class SyncRun:
         return load_settings(self._tap_config, self._tap_config_schema)
 
     @cached_property
+    def summary(self) -> RunSummary:
+        """What the run's streams and accounts did, told at its end."""
+        return RunSummary(self._tap_logger)
+
+    @cached_property
     def client(self) -> EventsApiClient:
         """The API client every stream and read-ahead worker sends its requests through."""
-        return EventsApiClient(self.settings, user_agent=self._user_agent, logger=self._tap_logger)
+        return EventsApiClient(
+            self.settings,
+            user_agent=self._user_agent,
+            logger=self._tap_logger,
+            tally=self.summary.requests,
+        )
+
+    def skip_partition(self, stream: EventStream, account: Account) -> None:
+        """Keep a partition whose token lacks the stream's feature as skipped, and say so.
+
+        Args:
+            stream: The event stream.
+            account: The account whose token lacks its feature.
+
+        """
+        self.summary.partition_skipped(
+            stream.name,
+            account.name,
+            logger=stream.logger,
+            feature=stream.feature,
+            features=self.access(account)["features"],
+            lacking=lambda: [
+                other.name
+                for other in self.settings.accounts
+                if stream.feature not in self.access(other)["features"]
+            ],
+        )
 
     def access(self, account: Account) -> dict[str, Any]:
         """Tell what the account's token may read, by introspection (all accounts, once a run).
@@ -198,7 +231,7 @@ class SyncRun:
 
     @contextlib.contextmanager
     def tuned(self) -> Iterator[None]:
-        """Tune the process for the sync while it runs; stop read-ahead afterwards.
+        """Tune the process for the sync while it runs; stop read-ahead and tell the summary after.
 
         Objects alive when the sync starts (modules, schemas, catalog, settings) live for the
         whole run: frozen, the garbage collector stops walking them each time a page's worth of
@@ -211,14 +244,25 @@ class SyncRun:
 
         """
         one_malloc_arena()
+        selected = sum(1 for stream in self._sync_order() if stream.selected)
+        self.summary.planned = selected * len(self.settings.accounts)
         gc.collect()
         gc.freeze()
         thresholds = gc.get_threshold()
         gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
         try:
-            yield
+            with self.client.slow_answers.watched():
+                yield
+        except TapOnePasswordError as exc:
+            self.summary.stopped = str(exc)
+            raise
+        except BaseException as exc:
+            self.summary.stopped = type(exc).__name__  # its text is not checked for secrets
+            raise
         finally:
             if self._read_ahead is not None:
                 self._read_ahead.close()
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+            self.summary.budget_waits = self.client.budget_waits()
+            self.summary.log()

@@ -10,6 +10,7 @@ from tap_onepassword import schemas
 from tap_onepassword.api import introspection_path
 from tap_onepassword.auditv3_stream import AuditEventsV3Stream
 from tap_onepassword.events import EventStream, OnePasswordStream
+from tap_onepassword.progress import Progress
 
 if TYPE_CHECKING:
     import logging
@@ -84,7 +85,12 @@ class IntrospectionStream(OnePasswordStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        yield dict(self.run.access(self.account_of(context)))
+        account = self.account_of(context)
+        assert context is not None
+        progress = Progress(self.logger, self.name, account.name)
+        with self.run.summary.partition(self, context, {}, progress):
+            yield dict(self.run.access(account))
+            progress.page_done(1, None)
 
 
 V1_INTROSPECTION_KEYS = {"UUID": "uuid", "IssuedAt": "issued_at", "Features": "features"}

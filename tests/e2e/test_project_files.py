@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 from tap_onepassword.tap import TapOnePassword
-from tests.e2e.conftest import MELTANO, PROJECT_ROOT
+
+from .conftest import MELTANO, PROJECT_ROOT
 
 TAP = str(Path(sys.executable).with_name("tap-onepassword"))
 
@@ -66,6 +67,9 @@ def test_plugins_install_from_pypi_alone() -> None:
         "tap-onepassword",
         "target-jsonl",
         "target-postgres",
+        "target-duckdb",
+        "dbt-postgres",
+        "dbt-duckdb",
     }
     for plugin in plugins:
         assert "variant" not in plugin, plugin["name"]
@@ -79,7 +83,13 @@ def test_environments_job_and_hourly_schedule() -> None:
     meltano = project()
     assert [env["name"] for env in meltano["environments"]] == ["dev", "test"]
     jobs = {job["name"]: job["tasks"] for job in meltano["jobs"]}
-    assert jobs == {"onepassword-to-postgres": ["tap-onepassword target-postgres"]}
+    postgres_job = (
+        "tap-onepassword target-postgres dbt-postgres:run dbt-postgres:test dbt-postgres:freshness"
+    )
+    assert jobs == {
+        "onepassword-to-postgres": [postgres_job],
+        "onepassword-to-duckdb": ["tap-onepassword target-duckdb dbt-duckdb:run dbt-duckdb:test"],
+    }
     (schedule,) = meltano["schedules"]
     assert schedule["interval"] == "@hourly"
     assert schedule["job"] == "onepassword-to-postgres"
@@ -93,4 +103,4 @@ def test_environments_job_and_hourly_schedule() -> None:
     assert done.returncode == 0, done.stderr
     (listed,) = json.loads(done.stdout)["schedules"]["job"]
     assert listed["cron_interval"] == "0 * * * *"
-    assert listed["job"]["tasks"] == ["tap-onepassword target-postgres"]
+    assert listed["job"]["tasks"] == [postgres_job]

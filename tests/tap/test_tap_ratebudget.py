@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_onepassword.ratebudget import RateBudget
 from tests.support.runs import run_tap
@@ -101,8 +101,8 @@ def test_a_real_run_keeps_every_stream_and_account_of_a_token_in_one_budget(
     clock = FakeClock()
     budgets: list[RateBudget] = []
 
-    def budget_on_fake_time(per_minute: int, per_hour: int) -> RateBudget:
-        budget = RateBudget(per_minute, per_hour, clock=clock, sleep=clock.sleep)
+    def budget_on_fake_time(per_minute: int, per_hour: int, **options: Any) -> RateBudget:
+        budget = RateBudget(per_minute, per_hour, clock=clock, sleep=clock.sleep, **options)
         budgets.append(budget)
         return budget
 

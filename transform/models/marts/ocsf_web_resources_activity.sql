@@ -1,0 +1,47 @@
+{{ config(indexes=[{'columns': ['account_uuid', 'time_dt']}, {'columns': ['actor_user_uid', 'time_dt']}, {'columns': ['vault_uuid', 'time_dt']}]) }}
+{#- OCSF Web Resources Activity (class 6001, category 6 Application Activity), one row per
+    item usage: an item in a vault is the web resource a user acted on through a 1Password
+    app. The activity per action is in the lookup onepassword_item_usage_actions (see the
+    model docs). -#}
+select
+    6001 as class_uid,
+    'Web Resources Activity' as class_name,
+    6 as category_uid,
+    'Application Activity' as category_name,
+    ocsf_activity_id as activity_id,
+    ocsf_activity_name as activity_name,
+    600100 + ocsf_activity_id as type_uid,
+    'Web Resources Activity: ' || ocsf_activity_name as type_name,
+    severity_id,
+    case severity_id when 1 then 'Informational' when 2 then 'Low' when 3 then 'Medium'
+        when 4 then 'High' else 'Unknown' end as severity,
+    {{ epoch_milliseconds('event_time') }} as "time",
+    event_time as time_dt,
+    1 as status_id,
+    'Success' as status,
+    action as status_code,
+    action_description as message,
+    item_uuid as web_resources_uid,
+    'item' as web_resources_type,
+    vault_uuid,
+    is_secret_exposure,
+    user_uuid as actor_user_uid,
+    user_email as actor_user_email_addr,
+    user_name as actor_user_name,
+    source_ip as src_endpoint_ip,
+    location_country as src_endpoint_location_country,
+    client_app_name as actor_app_name,
+    account_uuid,
+    account_name,
+    event_uuid as metadata_uid,
+    '1Password Events API' as metadata_product_name,
+    '1Password' as metadata_product_vendor_name,
+    '{{ var("ocsf_version") }}' as metadata_version,
+    {{ json_object([
+        "'version'", "'" ~ var('ocsf_version') ~ "'",
+        "'uid'", "event_uuid",
+        "'product'", json_object(["'name'", "'1Password Events API'", "'vendor_name'", "'1Password'"]),
+        "'tenant_uid'", "account_uuid",
+    ]) }} as metadata,
+    event_key
+from {{ ref('stg_onepassword__item_usages') }}
