@@ -12,7 +12,7 @@ PLUGINS_STAMP := .meltano/.plugins-installed
 # virtualenv. The emulator is its own distribution (emulator/), installed for tests and demos only.
 RUN := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: venv plugins postgres chromium test demo report settings bench soak lint clean
+.PHONY: venv plugins postgres chromium test demo report settings bench soak scale-demo lint clean
 
 venv: $(STAMP)
 
@@ -92,6 +92,13 @@ bench: venv
 # duplicate was unexplained, a run failed or a token was printed. Knobs: SOAK_ARGS="--help".
 soak: venv
 	@$(RUN) $(BIN)/python tests/reliability/soak.py $(SOAK_ARGS)
+
+# Account groups in parallel on Dagster, next to one process reading every account, against
+# the emulator with state in a throwaway PostgreSQL (by hand, not part of `make test`; a few
+# minutes): per group, the events that landed and how long its step took.
+# Knobs: make scale-demo SCALE_ARGS="--help".
+scale-demo: venv plugins postgres
+	@$(RUN) $(BIN)/python -m tests.orchestrate.scale_demo $(SCALE_ARGS)
 
 # ruff (lint and formatting), mypy (the package, the emulator and the tests) and the import
 # contract in pyproject.toml (command line -> tap -> run -> streams -> API client -> helpers;

@@ -9,9 +9,7 @@ one module to re-check.
 from __future__ import annotations
 
 import ast
-import base64
 import inspect
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +22,7 @@ import tap_onepassword
 from tap_onepassword.fastpath import FastPathStream, FastPathTap
 from tap_onepassword.output import StateOutput
 from tap_onepassword.tap import TapOnePassword
+from tests.support.tokens import mint_token
 
 
 def _parameters(function: Any) -> list[tuple[str, Any]]:
@@ -35,11 +34,7 @@ def _calls(function: Any) -> set[str]:
 
 
 def _tap() -> TapOnePassword:
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    claims = {"aud": ["127.0.0.1:9"], "1password.com/fts": ["auditevents"], "iat": 1}
-    token = f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
+    token = mint_token(["127.0.0.1:9"], features=["auditevents"])
     return TapOnePassword(config={"token": token, "base_url": "http://127.0.0.1:9"})
 
 

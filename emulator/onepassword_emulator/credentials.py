@@ -14,6 +14,10 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 AUDIENCE_CLAIM = "aud"
 FEATURES_CLAIM = "1password.com/fts"
@@ -68,21 +72,33 @@ class TokenAuthority:
         features: list[str] | tuple[str, ...],
         issued_at: int,
         jti: str,
-        audience: list[str] | tuple[str, ...],
+        audience: list[str] | tuple[str, ...] | None,
         expires_at: int | None = None,
+        claims: Mapping[str, object] | None = None,
+        header: Mapping[str, object] | None = None,
     ) -> str:
-        """Return a signed token carrying these claims (``exp`` only when given)."""
-        claims: dict[str, object] = {
-            AUDIENCE_CLAIM: list(audience),
+        """Return a signed token carrying these claims (``exp`` only when given).
+
+        For tokens a client must refuse: ``audience=None`` leaves ``aud`` out, ``claims`` adds
+        or overrides claims (any JSON value, e.g. a string ``aud``), and ``header`` replaces the
+        header. Such tokens are signed all the same, but only a default header verifies.
+        """
+        body: dict[str, object] = {
             FEATURES_CLAIM: list(features),
             ACCOUNT_CLAIM: account_uuid,
             "iat": issued_at,
             "jti": jti,
         }
+        if audience is not None:
+            body = {AUDIENCE_CLAIM: list(audience), **body}
         if expires_at is not None:
-            claims["exp"] = expires_at
-        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-        signing_input = f"{self._header}.{payload}"
+            body["exp"] = expires_at
+        body.update(claims or {})
+        encoded_header = self._header
+        if header is not None:
+            encoded_header = _b64url(json.dumps(dict(header), separators=(",", ":")).encode())
+        payload = _b64url(json.dumps(body, separators=(",", ":")).encode())
+        signing_input = f"{encoded_header}.{payload}"
         signature = hmac.new(self._key, signing_input.encode(), hashlib.sha512).digest()
         return f"{signing_input}.{_b64url(signature)}"
 
@@ -107,15 +123,19 @@ class TokenAuthority:
         except (ValueError, UnicodeDecodeError) as exc:
             msg = "garbled token"
             raise TokenError(msg) from exc
-        expires_at = claims.get("exp")
-        if expires_at is not None and now_seconds >= expires_at:
-            msg = "expired token"
-            raise TokenError(msg)
-        return TokenClaims(
-            account_uuid=str(claims[ACCOUNT_CLAIM]),
-            features=tuple(claims[FEATURES_CLAIM]),
-            issued_at=int(claims["iat"]),
-            jti=str(claims["jti"]),
-            expires_at=expires_at,
-            audience=tuple(claims[AUDIENCE_CLAIM]),
-        )
+        try:
+            expires_at = claims.get("exp")
+            if expires_at is not None and now_seconds >= expires_at:
+                msg = "expired token"
+                raise TokenError(msg)
+            return TokenClaims(
+                account_uuid=str(claims[ACCOUNT_CLAIM]),
+                features=tuple(claims[FEATURES_CLAIM]),
+                issued_at=int(claims["iat"]),
+                jti=str(claims["jti"]),
+                expires_at=expires_at,
+                audience=tuple(claims[AUDIENCE_CLAIM]),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            msg = "garbled token"
+            raise TokenError(msg) from exc

@@ -42,6 +42,7 @@ from onepassword_emulator.store import CursorCodec, EventStream
 from onepassword_emulator.v3 import V3_FEATURE, render_positions
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
     from typing_extensions import Self
@@ -228,12 +229,16 @@ class Emulator:
         msg = f"no account named {name!r}; accounts: {', '.join(a.name for a in self._accounts)}"
         raise KeyError(msg)
 
-    def mint_token(
+    def mint_token(  # noqa: PLR0913 - each claim is a separate, named choice of the caller
         self,
         account: str,
         features: list[str] | None = None,
         exp: float | datetime | None = None,
         aud: list[str] | None = None,
+        *,
+        omit_aud: bool = False,
+        claims: Mapping[str, object] | None = None,
+        header: Mapping[str, object] | None = None,
     ) -> str:
         """Mint another token for ``account``.
 
@@ -242,6 +247,9 @@ class Emulator:
             features: features the token may read (default: the account's).
             exp: expiry as epoch seconds or an aware datetime; ``None`` never expires.
             aud: the ``aud`` claim (default: ``[host:port]`` of this emulator).
+            omit_aud: leave ``aud`` out (a token a client must refuse).
+            claims: claims to add or override, any JSON value (e.g. a string ``aud``).
+            header: a header instead of the signing key's (the token then never verifies).
 
         """
         target = self.account(account)
@@ -250,19 +258,19 @@ class Emulator:
         if unknown:
             msg = f"unknown features {sorted(unknown)}"
             raise ValueError(msg)
-        expires_at = None
-        if isinstance(exp, datetime):
-            expires_at = int(exp.timestamp())
-        elif exp is not None:
-            expires_at = int(exp)
+        expires_at = (
+            None if exp is None else int(exp.timestamp() if isinstance(exp, datetime) else exp)
+        )
         self._minted += 1
         return self._authority.mint(
             account_uuid=target.account_uuid,
             features=chosen,
             issued_at=self.clock.now_ns() // NANOS_PER_SECOND,
             jti=derived_uuid(self.seed, "minted", account, self._minted, os.getpid(), lower=True),
-            audience=list(aud) if aud is not None else [self._host_port or "127.0.0.1"],
+            audience=None if omit_aud else [self._host_port or "127.0.0.1"] if aud is None else aud,
             expires_at=expires_at,
+            claims=claims,
+            header=header,
         )
 
     # -- events ----------------------------------------------------------------------------

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import requests.utils
 
 from tap_onepassword.tap import TapOnePassword
-from tests.support.compare import config_for, run_tap
+from tests.support.compare import config_for
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     from pathlib import Path

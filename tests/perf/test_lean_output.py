@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 import io
 import json
@@ -21,7 +20,9 @@ from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.output import SingerOutput, StateOutput
 from tap_onepassword.streams import EVENT_STREAMS
 from tap_onepassword.tap import TapOnePassword
-from tests.support.compare import comparable, config_for, final_state, fixed_start, run_tap
+from tests.support.compare import comparable, config_for, final_state, fixed_start
+from tests.support.runs import run_tap
+from tests.support.tokens import mint_token
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
@@ -141,19 +142,12 @@ def test_conformance_would_change_nothing_in_an_event_schema(stream_class: Any) 
     assert _walk(stream_class.schema, stream_class.name) == []
 
 
-def _token() -> str:
-    def part(value: dict[str, Any]) -> str:
-        raw = json.dumps(value).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    claims = {"aud": ["127.0.0.1:9"], "1password.com/fts": ["signinattempts"], "iat": 1}
-    return f"{part({'alg': 'ES256'})}.{part(claims)}.c2ln"
-
-
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_recursive_conformance_leaves_real_shaped_payloads_unchanged(version: str) -> None:
     payloads = json.loads((PAYLOADS / f"payloads-{version}.json").read_text())
-    tap = TapOnePassword(config={"token": _token(), "base_url": "http://127.0.0.1:9"})
+    tap = TapOnePassword(
+        config={"token": mint_token(["127.0.0.1:9"]), "base_url": "http://127.0.0.1:9"}
+    )
     checked = 0
     for stream in tap.event_streams:
         stream.TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.RECURSIVE

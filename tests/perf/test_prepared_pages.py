@@ -21,7 +21,8 @@ from tap_onepassword.progress import Progress
 from tap_onepassword.run import SyncRun
 from tap_onepassword.streams import EVENT_FEATURES
 from tap_onepassword.tap import TapOnePassword
-from tests.support.compare import config_for, fixed_start, run_tap
+from tests.support.compare import config_for, fixed_start
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator

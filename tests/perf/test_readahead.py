@@ -16,7 +16,8 @@ from tap_onepassword.output import SingerOutput
 from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
 from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
 from tap_onepassword.run import SyncRun
-from tests.support.compare import comparable, config_for, final_state, fixed_start, run_tap
+from tests.support.compare import comparable, config_for, final_state, fixed_start
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tap_onepassword.errors import TapOnePasswordError
-from tests.support.compare import config_for, run_tap
+from tests.support.compare import config_for
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator

@@ -16,11 +16,11 @@ from tests.reliability.harness import (
     ForkServer,
     assert_clean_failure,
     assert_no_traceback,
-    mint_token,
     run_tap,
     secret_fragments,
 )
 from tests.reliability.scripted_api import ScriptedEventsAPI
+from tests.support.tokens import mint_token
 
 if TYPE_CHECKING:
     from pathlib import Path

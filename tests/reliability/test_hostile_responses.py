@@ -25,10 +25,10 @@ from tests.reliability.harness import (
     TapResult,
     assert_clean_failure,
     assert_no_traceback,
-    mint_token,
     run_tap,
 )
 from tests.reliability.scripted_api import Exchange, Reply, ScriptedEventsAPI
+from tests.support.tokens import mint_token
 
 FEATURE = "signinattempts"
 STREAM = "sign_in_attempts"

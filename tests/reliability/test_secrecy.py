@@ -20,11 +20,11 @@ from tests.reliability.harness import (
     TapResult,
     assert_clean_failure,
     assert_no_traceback,
-    mint_token,
     run_tap,
     secret_fragments,
 )
 from tests.reliability.scripted_api import Reply, ScriptedEventsAPI
+from tests.support.tokens import mint_token
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -1,1 +1,3 @@
-"""What the tests share: running the tap (in this process or as its command), comparing runs."""
+"""What the tests share: running the tap (`runs`: in this process or as its command), minting
+tokens (`tokens`, the emulator's minter), comparing runs (`compare`); fixtures are in
+`tests/conftest.py`."""

@@ -1,36 +1,21 @@
-"""Running the tap in this process, and comparing what two runs wrote.
+"""Comparing what two runs of the tap wrote.
 
 The throughput tests prove that a fast path changes nothing but speed: they run the tap with
-and without it and compare every message.
+and without it (``run_tap``, from ``tests.support.runs``) and compare every message.
 """
 
 from __future__ import annotations
 
 import copy
-import io
-import json
-from contextlib import redirect_stdout
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from tap_onepassword.tap import TapOnePassword
+from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
 
-
-def run_tap(
-    config: dict[str, Any],
-    state: dict[str, Any] | None = None,
-    catalog: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Run a full sync in this process; return every message it wrote, parsed, in order."""
-    tap = TapOnePassword(config=config, state=state, catalog=catalog)
-    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    with redirect_stdout(stdout):
-        tap.sync_all()
-    stdout.seek(0)
-    return [json.loads(line) for line in stdout.read().splitlines()]
+__all__ = ["comparable", "config_for", "final_state", "fixed_start", "run_tap"]
 
 
 def config_for(emu: Emulator, **settings: Any) -> dict[str, Any]:

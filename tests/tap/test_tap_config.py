@@ -10,7 +10,8 @@ import pytest
 from tap_onepassword.errors import ConfigError
 from tap_onepassword.settings import DEFAULT_ACCOUNT_NAME
 from tap_onepassword.tap import TapOnePassword
-from tests.support.runs import make_token, run_cli, tap_config
+from tests.support.runs import run_cli, tap_config
+from tests.support.tokens import make_token
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,7 +20,8 @@ from tap_onepassword.pages import Page, decode_page
 from tap_onepassword.streams import SignInAttemptsStream
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
-from tests.support.runs import make_token, partition, run_tap
+from tests.support.runs import partition, run_tap
+from tests.support.tokens import make_token
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -12,7 +12,7 @@ from tap_onepassword.tokens import (
     is_loopback_host,
     read_claims,
 )
-from tests.support.runs import make_token
+from tests.support.tokens import make_token
 
 
 @pytest.mark.parametrize("host", sorted(EVENTS_HOSTS))

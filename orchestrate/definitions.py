@@ -1,0 +1,163 @@
+"""Dagster definitions: every account group of the Meltano project as one op, run in parallel.
+
+Load them with `dagster dev -m orchestrate.definitions` (or `dagster job execute -m
+orchestrate.definitions -j onepassword_groups`) from the project's folder. The job
+`onepassword_groups` first brings Meltano's system database up to date, once, then runs
+`meltano run tap-onepassword--<group> <loader>` for every group at the same time, each in its
+own process (the multiprocess executor). Each group op:
+
+- is retried on its own (`RetryPolicy`), and a group that fails for good fails alone: Dagster
+  goes on with the others and marks the run failed at the end;
+- claims the Dagster pool `tap-onepassword--<group>`: with the instance's pool limit at 1
+  (`orchestrate/dagster.yaml`), a second run of the same group waits for the first, whichever
+  run or machine started it. Meltano adds its own lock: `meltano run` refuses to start a state
+  ID that another run holds (this module never passes `--force`).
+
+The schedule `onepassword_groups_hourly` starts the job at the top of every hour.
+
+Environment (read when the definitions load, by the Dagster process and each step's process):
+`MELTANO_PROJECT_ROOT` (default: this repository), `MELTANO_DATABASE_URI` (the shared system
+database, e.g. `postgresql+psycopg://user:password@host/meltano`; Meltano reads it itself),
+`ONEPASSWORD_GROUPS_LOADER` (default `target-postgres`), `ONEPASSWORD_GROUPS_RETRIES` (default
+2) and `ONEPASSWORD_GROUPS_RETRY_DELAY` (seconds before the first retry, default 60; Dagster's
+exponential backoff waits 2^n - 1 times that before the n-th). The groups' tokens and the
+loader's settings come from the environment or `.env`, as for any Meltano run.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the op's `context` annotation at run
+# time and does not resolve it from a string.
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+from dagster import OpExecutionContext
+
+from orchestrate.groups import AccountGroup, read_groups
+
+PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).resolve().parents[1])
+LOADER = os.environ.get("ONEPASSWORD_GROUPS_LOADER", "target-postgres")
+RETRY_POLICY = dg.RetryPolicy(
+    max_retries=int(os.environ.get("ONEPASSWORD_GROUPS_RETRIES", "2")),
+    delay=float(os.environ.get("ONEPASSWORD_GROUPS_RETRY_DELAY", "60")),
+    backoff=dg.Backoff.EXPONENTIAL,
+)
+LOG_TAIL_LINES = 40
+
+
+def meltano_executable() -> str:
+    """Return the `meltano` program: the one beside this Python, else the one on PATH."""
+    beside = Path(sys.executable).with_name("meltano")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("meltano") or "meltano"
+
+
+def run_meltano(context: OpExecutionContext, *args: str) -> float:
+    """Run one Meltano command in the project; return its duration, raise `Failure` if it fails.
+
+    The output goes to the step's log; a failure carries the last lines of it, which name what
+    went wrong (the tap's errors are one line, without tokens).
+    """
+    command = ["meltano", *args]
+    shown = " ".join(command)
+    context.log.info("running: %s (in %s)", shown, PROJECT_ROOT)
+    started = time.monotonic()
+    done = subprocess.run(  # noqa: S603 - a fixed program with arguments from the project
+        [meltano_executable(), *args],
+        cwd=PROJECT_ROOT,
+        check=False,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    seconds = time.monotonic() - started
+    tail = "\n".join(done.stdout.splitlines()[-LOG_TAIL_LINES:])
+    if done.returncode != 0:
+        failed = f"`{shown}` exited with status {done.returncode}"
+        context.log.error("%s; its last lines:\n%s", failed, tail)
+        raise dg.Failure(
+            description=failed,
+            metadata={
+                "output (last lines)": dg.MetadataValue.text(tail),
+                "seconds": dg.MetadataValue.float(seconds),
+            },
+        )
+    context.log.info("`%s` done in %.1f s\n%s", shown, seconds, tail)
+    return seconds
+
+
+@dg.op(
+    description="Apply Meltano's system database migrations once, before any group starts "
+    "(parallel first runs would race on them).",
+    out=dg.Out(dg.Nothing),
+)
+def meltano_system_database(context: OpExecutionContext) -> None:
+    """Bring the system database (Meltano's state backend) up to date."""
+    run_meltano(context, "upgrade", "database")
+
+
+def group_op(group: AccountGroup) -> dg.OpDefinition:
+    """Return the op that runs one group's extractor into the loader."""
+
+    @dg.op(
+        name=f"group_{group.identifier}",
+        description=f"meltano run {group.extractor} {LOADER} "
+        f"(accounts: {', '.join(group.accounts)})",
+        ins={"system_database": dg.In(dg.Nothing)},
+        out=dg.Out(dg.Nothing),
+        retry_policy=RETRY_POLICY,
+        pool=group.extractor,
+        tags={"onepassword/group": group.name},
+    )
+    def run_group(context: OpExecutionContext) -> None:
+        seconds = run_meltano(context, "run", group.extractor, LOADER)
+        context.add_output_metadata(
+            {
+                "accounts": dg.MetadataValue.text(", ".join(group.accounts)),
+                "seconds": dg.MetadataValue.float(seconds),
+            }
+        )
+
+    return run_group
+
+
+def groups_job(groups: list[AccountGroup]) -> dg.JobDefinition:
+    """Return the job: the migration, then every group at once, one process each."""
+    group_ops = [group_op(group) for group in groups]
+
+    @dg.job(
+        name="onepassword_groups",
+        description="Every account group of the Meltano project, in parallel, after one "
+        "system database migration.",
+        # Groups wait on the API, not on a core: run them all at once. Each step's process is
+        # forked from a server that has imported these definitions once (not spawned afresh).
+        executor_def=dg.multiprocess_executor.configured(
+            {
+                "max_concurrent": max(len(group_ops), 1),
+                "start_method": {"forkserver": {}},
+            }
+        ),
+    )
+    def onepassword_groups() -> None:
+        migrated = meltano_system_database()
+        for run_group in group_ops:
+            run_group(system_database=migrated)
+
+    return onepassword_groups
+
+
+GROUPS = read_groups(PROJECT_ROOT)
+JOB = groups_job(GROUPS)
+SCHEDULE = dg.ScheduleDefinition(
+    name="onepassword_groups_hourly",
+    job=JOB,
+    cron_schedule="0 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+
+defs = dg.Definitions(jobs=[JOB], schedules=[SCHEDULE])
