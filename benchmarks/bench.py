@@ -1,6 +1,6 @@
-"""``make bench``: the tap's CPU per record, wall time under latency, and peak memory.
+"""``make bench``: the tap's CPU per record, wall time under latency, peak memory, many accounts.
 
-Three measurements, each against its own emulator process, each of the tap as a child process
+Four measurements, each against its own emulator process, each of the tap as a child process
 whose resource usage is read with ``os.wait4`` (that process alone: user + system CPU seconds
 and peak RSS), its stdout drained by this process through a pipe:
 
@@ -21,6 +21,8 @@ and peak RSS), its stdout drained by this process through a pipe:
     1,000-event pages and 100 ms, twelve partitions would deliver 120,000 events a second, more
     than one core can emit.
 (c) **Peak memory** of a run over 1,000,000 events (125,000 per stream and account).
+(d) **Many accounts** (``benchmarks/many_accounts.py``): 10, 100 and 1,000 accounts, a backfill
+    and small incremental runs, with the bytes and number of STATE messages written.
 
 It prints a table and writes every figure to ``benchmarks/results/bench-<UTC time>.json`` and
 ``benchmarks/results/latest.json``. ``python benchmarks/bench.py --help`` lists the knobs.
@@ -76,6 +78,23 @@ class _Head(msgspec.Struct):
 _HEAD = msgspec.json.Decoder(_Head)
 
 
+class _EventKey(msgspec.Struct):
+    """What identifies an event record: its account and uuid."""
+
+    account_name: str
+    uuid: str
+
+
+class _Record(msgspec.Struct):
+    """A RECORD line's stream and key, for counting each event once."""
+
+    stream: str
+    record: _EventKey
+
+
+_RECORD = msgspec.json.Decoder(_Record)
+
+
 # -- processes -----------------------------------------------------------------------------
 
 
@@ -95,6 +114,10 @@ class ProcessRun:
     last_state: dict[str, Any] | None = None
     last_output: float = 0.0
     stderr_tail: str = ""
+    state_bytes: int = 0
+    """Bytes of the STATE lines written (newlines included)."""
+    unique_events: int = 0
+    """Distinct (stream, account, uuid) among the event records, when counted."""
 
     @property
     def cpu(self) -> float:
@@ -110,7 +133,7 @@ class ProcessRun:
 class _Drain(threading.Thread):
     """Reads a child's stdout in large chunks and counts Singer messages by type and stream."""
 
-    def __init__(self, pipe: IO[bytes], copy_to: Path | None) -> None:
+    def __init__(self, pipe: IO[bytes] | None, copy_to: Path | None, *, keys: bool = False) -> None:
         super().__init__(daemon=True)
         self.pipe = pipe
         self.copy_to = copy_to
@@ -118,6 +141,8 @@ class _Drain(threading.Thread):
         self.messages: Counter[str] = Counter()
         self.last_state = b""
         self.last_output = 0.0
+        self.state_bytes = 0
+        self.keys: set[tuple[str, str, str]] | None = set() if keys else None
 
     def _count(self, line: bytes) -> None:
         if not line:
@@ -126,10 +151,15 @@ class _Drain(threading.Thread):
         self.messages[head.type] += 1
         if head.type == "RECORD":
             self.records[head.stream or ""] += 1
+            if self.keys is not None and head.stream in EVENT_STREAMS:
+                record = _RECORD.decode(line)
+                self.keys.add((record.stream, record.record.account_name, record.record.uuid))
         elif head.type == "STATE":
             self.last_state = line
+            self.state_bytes += len(line) + 1
 
     def run(self) -> None:
+        assert self.pipe is not None
         copy = self.copy_to.open("wb") if self.copy_to else None
         rest = b""
         fd = self.pipe.fileno()
@@ -148,23 +178,45 @@ class _Drain(threading.Thread):
                 copy.close()
 
 
-def run_measured(
-    command: Sequence[str], *, copy_stdout_to: Path | None = None, env: dict[str, str] | None = None
+def run_measured(  # noqa: PLR0913
+    command: Sequence[str],
+    *,
+    copy_stdout_to: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: Path | None = None,
+    discard_stdout: bool = False,
+    cwd: Path = ROOT,
+    keys: bool = False,
 ) -> ProcessRun:
-    """Run ``command``, drain its stdout, and return its own CPU, peak RSS and wall time."""
-    with tempfile.TemporaryFile() as stderr:
+    """Run ``command``, drain its stdout, and return its own CPU, peak RSS and wall time.
+
+    With ``discard_stdout`` the output goes to /dev/null instead, uncounted: nothing in this
+    process then competes with the child for a core. With ``keys``, also count the distinct
+    event records (stream, account, uuid).
+    """
+    with tempfile.TemporaryFile() as stderr, contextlib.ExitStack() as files:
+        source = files.enter_context(stdin.open("rb")) if stdin else subprocess.DEVNULL
         started = time.time()
         process = subprocess.Popen(
-            list(command), stdout=subprocess.PIPE, stderr=stderr, cwd=ROOT, env=env
+            list(command),
+            stdin=source,
+            stderr=stderr,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL if discard_stdout else subprocess.PIPE,
         )
-        assert process.stdout is not None
-        drain = _Drain(process.stdout, copy_stdout_to)
-        drain.start()
+        drain = None
+        if process.stdout is not None:
+            drain = _Drain(process.stdout, copy_stdout_to, keys=keys)
+            drain.start()
         _, status, usage = os.wait4(process.pid, 0)
         ended = time.time()
         process.returncode = os.waitstatus_to_exitcode(status)
-        drain.join()
-        process.stdout.close()
+        if drain is not None and process.stdout is not None:
+            drain.join()
+            process.stdout.close()
+        else:
+            drain = _Drain(None, None)
         stderr.seek(0)
         tail = stderr.read().decode(errors="replace")[-4000:]
     return ProcessRun(
@@ -180,6 +232,8 @@ def run_measured(
         last_state=json.loads(drain.last_state) if drain.last_state else None,
         last_output=drain.last_output,
         stderr_tail=tail,
+        state_bytes=drain.state_bytes,
+        unique_events=len(drain.keys) if drain.keys is not None else 0,
     )
 
 
@@ -666,16 +720,70 @@ def print_table(results: dict[str, Any]) -> None:
                 f"process wall {memory['process_wall_s']:.1f} s, CPU {memory['tap_cpu_s']:.1f} s",
             ),
         ]
+    if flow := results.get("pipeline"):
+        import pipeline  # noqa: PLC0415 # it imports this module
+
+        rows += pipeline.table_rows(flow)
     width = max(len(row[0]) for row in rows) if rows else 0
     value_width = max(len(row[1]) for row in rows) if rows else 0
     for label, value, note in rows:
         print(f"{label:<{width}}  {value:>{value_width}}  {note}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the chosen measurements, print the table and write the JSON file."""
+def _many_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accounts-list",
+        default="10,100,1000",
+        help="(d) numbers of accounts, comma-separated (default 10,100,1000)",
+    )
+    parser.add_argument(
+        "--many-events",
+        type=int,
+        default=100,
+        help="(d) backfill events per stream and account (default 100)",
+    )
+    parser.add_argument(
+        "--many-page-size",
+        type=int,
+        default=50,
+        help="(d) page size of the backfill (default 50: two pages each)",
+    )
+    parser.add_argument(
+        "--new-events",
+        type=int,
+        default=3,
+        help="(d) events ingested per stream and account before each incremental run (default 3)",
+    )
+    parser.add_argument(
+        "--incremental-repeat",
+        type=int,
+        default=3,
+        help="(d) incremental runs after the backfill (default 3)",
+    )
+
+
+def _measure_many(args: argparse.Namespace, workdir: Workdir) -> list[dict[str, Any]]:
+    print(">> (d) many accounts: a backfill and small incremental runs", flush=True)
+    from many_accounts import measure_many_accounts  # noqa: PLC0415 - it imports this module
+
+    return measure_many_accounts(
+        workdir,
+        counts=[int(n) for n in args.accounts_list.split(",")],
+        events=args.many_events,
+        page_size=args.many_page_size,
+        new_events=args.new_events,
+        repeat=args.incremental_repeat,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line: which measurements, and their sizes."""
     parser = argparse.ArgumentParser(description="tap-onepassword throughput benchmark")
-    parser.add_argument("--only", default="a,b,c", help="which measurements: a, b, c (default all)")
+    parser.add_argument(
+        "--only",
+        default="a,b,c,d,pipeline",
+        help="which measurements: a, b, c, d, pipeline (default all)",
+    )
     parser.add_argument(
         "--cpu-events",
         type=int,
@@ -706,8 +814,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=125_000,
         help="(c) events per stream and account; 8 partitions (125000 = 1M)",
     )
+    _many_arguments(parser)
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
-    args = parser.parse_args(argv)
+    import pipeline  # noqa: PLC0415 # it imports this module
+
+    pipeline.add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the chosen measurements, print the table and write the JSON file."""
+    import pipeline  # noqa: PLC0415 # it imports this module
+
+    args = _parser().parse_args(argv)
     chosen = set(args.only.split(","))
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -737,10 +856,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["memory"] = measure_memory(
                 Workdir(scratch, "memory"), events=args.memory_events
             )
+        if "d" in chosen:
+            results["many_accounts"] = _measure_many(args, Workdir(scratch, "many"))
+        if "pipeline" in chosen:
+            results["pipeline"] = pipeline.measure_as_asked(Workdir(scratch, "pipeline"), args)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print()
     print_table(results)
+    if many := results.get("many_accounts"):
+        from many_accounts import table_rows  # noqa: PLC0415 - it imports this
+
+        print()
+        print("\n".join(table_rows(many)))
     out = args.out or RESULTS / f"bench-{stamp}.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.out is None:

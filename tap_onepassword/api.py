@@ -29,18 +29,19 @@ from tap_onepassword.errors import (
     CursorRejectedError,
     redact_secrets,
 )
-from tap_onepassword.pages import decode_object, sent_page_token
+from tap_onepassword.pages import continues_listing, decode_object
 from tap_onepassword.progress import clock_in, name_some
 from tap_onepassword.ratebudget import RateBudget, wait_in_steps
+from tap_onepassword.sessions import AccountSessions
 from tap_onepassword.slowanswers import SlowAnswers
 
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Callable
+    from collections.abc import Callable, Generator
 
     from backoff.types import Details
 
-    from tap_onepassword.pages import RequestBody
+    from tap_onepassword.pages import EventsCursorPaginator, PageT, RequestBody
     from tap_onepassword.settings import Account, Settings
 
 T = TypeVar("T")
@@ -110,9 +111,9 @@ class EventsApiClient:
         self.logger = logger
         self.tally = tally or RequestTally()
         self.slow_answers = SlowAnswers(logger, request_timeout=settings.request_timeout)
-        self._sessions: dict[str, requests.Session] = {}
-        self._verify: dict[str, str | bool] = {}
-        self._sessions_lock = threading.Lock()
+        self._accounts = AccountSessions(settings.ca_bundle)
+        self._verify = self._accounts.verify
+        self._timing = threading.local()
         self._budgets: dict[str, RateBudget] = {}
         self._budgets_lock = threading.Lock()
 
@@ -159,34 +160,33 @@ class EventsApiClient:
             return sum(budget.waited for budget in self._budgets.values())
 
     def session_for(self, account: Account) -> requests.Session:
-        """One HTTP session (connection pool) per account.
+        """Return the account's HTTP session (see sessions.py)."""
+        return self._accounts.session_for(account)
 
-        Args:
-            account: The account.
+    def follow_cursor(  # noqa: PLR0913 - one paging, fully described
+        self,
+        account: Account,
+        method: str,
+        path: str,
+        first_body: RequestBody,
+        paginator: EventsCursorPaginator[PageT],
+        *,
+        label: str,
+    ) -> Generator[PageT, None, None]:
+        """Page from `first_body` while answers say there is more, holding the account's session."""
+        self._accounts.hold(account)
+        try:
+            while not paginator.finished:
+                body = paginator.current_value or first_body
+                page = self.fetch(account, method, path, body, paginator.page_of, label=label)
+                yield page
+                paginator.advance_past(page)
+        finally:
+            self._accounts.release(account)
 
-        Returns:
-            Its session, verifying TLS with the system CAs or `ca_bundle` (never off).
-
-        """
-        with self._sessions_lock:
-            session = self._sessions.get(account.name)
-            if session is None:
-                session = requests.Session()
-                # What requests would read from the environment on every request (proxy
-                # variables and NO_PROXY, REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE), read once for the
-                # account's host. Not taken from it: a ~/.netrc entry, which would replace the
-                # bearer token with Basic auth.
-                found = session.merge_environment_settings(
-                    account.base_url, proxies={}, stream=None, verify=True, cert=None
-                )
-                session.trust_env = False
-                session.proxies = found["proxies"]
-                session.verify = self.settings.ca_bundle or True
-                # Given with each request: ca_bundle, else the environment's bundle, else the
-                # system's. Verification is never off.
-                self._verify[account.name] = self.settings.ca_bundle or found["verify"] or True
-                self._sessions[account.name] = session
-            return session
+    def last_round_trip(self) -> float:
+        """Seconds this thread's last request waited for its answer's headers (0: none yet)."""
+        return float(getattr(self._timing, "round_trip", 0.0))
 
     def introspect(self, account: Account) -> dict[str, Any]:
         """Ask what the account's token may read.
@@ -198,14 +198,18 @@ class EventsApiClient:
             The API's answer, as sent.
 
         """
-        return self.fetch(
-            account,
-            "GET",
-            introspection_path(self.settings.api_version),
-            None,
-            lambda response: decode_object(response.content),
-            label="introspection",
-        )
+        self._accounts.hold(account)
+        try:
+            return self.fetch(
+                account,
+                "GET",
+                introspection_path(self.settings.api_version),
+                None,
+                lambda response: decode_object(response.content),
+                label="introspection",
+            )
+        finally:
+            self._accounts.release(account)
 
     def fetch(  # noqa: PLR0913 - one request, fully described
         self,
@@ -293,6 +297,7 @@ class EventsApiClient:
                     verify=self._verify[account.name],
                     stream=True,  # the body is read by read_whole_body
                 )
+                self._timing.round_trip = response.elapsed.total_seconds()
                 read_whole_body(response)
         except requests.exceptions.SSLError as exc:
             msg = (
@@ -387,10 +392,8 @@ def check_status(response: requests.Response) -> None:
     if status in RETRIABLE_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         raise RetriableAPIError(response_error_message(response), response)
     if status >= HTTPStatus.BAD_REQUEST:
-        body = response.request.body or b""
-        sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(b'{"cursor"')
-        sent_cursor = sent_cursor or sent_page_token(response.request.url or "")
-        if sent_cursor and status not in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+        refused = status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
+        if continues_listing(response.request) and not refused:
             raise CursorRejectedError(response_error_message(response))
         raise FatalAPIError(response_error_message(response))
     if status != HTTPStatus.OK:

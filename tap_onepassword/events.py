@@ -17,6 +17,7 @@ from singer_sdk import RESTStream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from typing_extensions import override
 
+from tap_onepassword import partition_state
 from tap_onepassword.accountmetrics import AccountMeters
 from tap_onepassword.errors import ApiResponseError, CursorRejectedError
 from tap_onepassword.fastpath import FastPathStream
@@ -121,6 +122,8 @@ class EventStream(OnePasswordStream):
     MAX_FALLBACKS: ClassVar[int] = 10
     """Rejected cursors answered by a fallback in one run, per stream and account."""
 
+    BOOKMARK_PER_RECORD = False  # commit_page sets it, for whole pages (partition_state.py)
+
     http_method = "POST"
     primary_keys = ("account_name", "uuid")
     replication_key = "timestamp"
@@ -133,6 +136,7 @@ class EventStream(OnePasswordStream):
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Create the stream, given the tap and what this run's streams share."""
         super().__init__(tap, run)
+        self._stored = partition_state.StoredPartitions()
         self.logger.addFilter(PARTITION_CHATTER)
 
     @cached_property
@@ -217,15 +221,14 @@ class EventStream(OnePasswordStream):
         first_body: RequestBody,
         paginator: EventsCursorPaginator[PageT],
     ) -> Generator[PageT, None, None]:
-        account = self.account_of(context)
-        client = self.run.client
-        while not paginator.finished:
-            body = paginator.current_value or first_body
-            page = client.fetch(
-                account, self.http_method, self.path, body, paginator.page_of, label=self.name
-            )
-            yield page
-            paginator.advance_past(page)
+        return self.run.client.follow_cursor(
+            self.account_of(context),
+            self.http_method,
+            self.path,
+            first_body,
+            paginator,
+            label=self.name,
+        )
 
     # SDK side ---------------------------------------------------------------------------
 
@@ -253,7 +256,7 @@ class EventStream(OnePasswordStream):
                     yield from self.emit(context, state, progress, pages)
                     break
                 except CursorRejectedError as rejected:
-                    newest = state.get("cursor_max_timestamp")
+                    newest = partition_state.newest_emitted(state)
                     if fallbacks and (newest == fallback_from or fallbacks >= self.MAX_FALLBACKS):
                         msg = (
                             f"{self.name}, account '{account.name}': the API rejected a cursor "
@@ -314,7 +317,7 @@ class EventStream(OnePasswordStream):
     def commit_page(
         self, state: dict[str, Any], page: Page | PreparedPage, newest: str | None
     ) -> None:
-        """Record that every record of `page` was emitted, and write a STATE message.
+        """Record that every record of `page` was emitted, and offer a STATE (`cadence.py`).
 
         Args:
             state: The partition's writable state.
@@ -322,17 +325,14 @@ class EventStream(OnePasswordStream):
             newest: Largest normalised timestamp emitted from it.
 
         """
-        self.settle_bookmark()  # the SDK's per-record bookmark first, as without deferral
-        state["cursor"] = page.cursor
-        state["cursor_endpoint"] = self.path
-        state["cursor_end_date"] = self.end_bound
-        previous = state.get("cursor_max_timestamp")
-        if newest is not None and (previous is None or newest > previous):
-            state["cursor_max_timestamp"] = newest
-        if state.get("cursor_max_timestamp") is not None:
-            # The SDK's bookmark follows the latest record; keep it at the newest event instead.
-            state["replication_key"] = self.replication_key
-            state["replication_key_value"] = state["cursor_max_timestamp"]
+        partition_state.commit(
+            state,
+            cursor=page.cursor,
+            endpoint=self.path,
+            end_date=self.end_bound,
+            replication_key=self.replication_key,
+            newest=newest,
+        )
         self.write_state_now()
 
     def planned_first_body(self, context: Context, account: Account) -> RequestBody | None:
@@ -351,9 +351,7 @@ class EventStream(OnePasswordStream):
 
         """
         bookmark = self.tap_state.get("bookmarks", {}).get(self.name, {})
-        stored: dict[str, Any] = next(
-            (p for p in bookmark.get("partitions", []) if p.get("context") == context), {}
-        )
+        stored = self._stored.of(bookmark.get("partitions") or [], context)
         if stored.get("cursor") and not self.cursor_reusable(stored):
             return None
         return self.first_request_body(stored, account)
@@ -436,7 +434,7 @@ class EventStream(OnePasswordStream):
         settings = self.settings
         now = datetime.now(timezone.utc)
         start = max(settings.start_date or retention_start(now), retention_start(now))
-        since = state.get("cursor_max_timestamp") or state.get("replication_key_value")
+        since = partition_state.newest_emitted(state)
         if isinstance(since, str):
             try:
                 start = max(start, parse_timestamp(since) - settings.lookback)

@@ -15,10 +15,10 @@ already encoded by a read-ahead worker (`EncodedRecord`). The records of one pag
 written or finalised (for a sorted, unchecked stream the SDK keeps only the latest record's
 value). `LEAN_OUTPUT = False` turns all of that off.
 
-`FastPathTap`, the base of the tap, replaces the SDK's STATE writer with `StateOutput`, runs
-the sync inside the tap's `sync_tuning` and flushes the output after it (an override of the
-`sync_all` the SDK marks final), and lets a write in progress finish before the SDK's SIGTERM
-handler writes its last STATE.
+`FastPathTap`, the base of the tap, replaces the SDK's STATE writer with `StateOutput` (paced
+by `state_interval`), runs the sync inside the tap's `sync_tuning`, writes the run's last STATE
+and flushes the output after it (an override of the `sync_all` the SDK marks final), and lets a
+write in progress finish before the SDK's SIGTERM handler runs, writing the last STATE first.
 
 singer-sdk is pinned (`~=0.54.9`); `tests/test_fastpath_contract.py` pins every private name
 used here and fails if any other module of the package uses one.
@@ -32,10 +32,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import Stream, Tap
+from singer_sdk.helpers._state import get_state_partitions_list
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.streams._state import StreamStateManager
 from typing_extensions import override
 
+from tap_onepassword.cadence import StateCadence
 from tap_onepassword.output import EncodedRecord, SingerOutput, StateOutput
 
 if TYPE_CHECKING:
@@ -67,11 +70,38 @@ class FastPathTap(Tap):
         """
         return contextlib.nullcontext()
 
+    def state_interval(self) -> float:
+        """Return the least seconds between two STATE messages (see cadence.py); 0 here.
+
+        Returns:
+            Seconds.
+
+        """
+        return 0.0
+
+    @property
+    def state_output(self) -> StateOutput:
+        """The STATE writer (see output.StateOutput)."""
+        writer = self._state_writer
+        if not isinstance(writer, StateOutput):  # pragma: no cover - set in __init__
+            raise TypeError(writer)
+        return writer
+
     @override  # type: ignore[misc] # `sync_all` is final only in the SDK's type hints
     def sync_all(self) -> None:
+        state_writer = self.state_output
         try:
             with self.sync_tuning():
+                state_writer.cadence = StateCadence(self.state_interval())
                 super().sync_all()
+        except BaseException:
+            # The last STATE of a failed run too (it holds only pages emitted whole), unless
+            # the failure is the output itself.
+            with contextlib.suppress(OSError):
+                state_writer.write_final(dict(self.state))
+            raise
+        else:
+            state_writer.write_final(dict(self.state))
         finally:
             if isinstance(self.message_writer, SingerOutput):
                 self.message_writer.flush()
@@ -81,11 +111,52 @@ class FastPathTap(Tap):
         # SIGTERM/SIGINT: the SDK writes a last STATE and exits, from inside whatever the main
         # thread was doing, often a write to a slow target. Let that write finish first, so
         # the target reads whole lines.
+        # The SDK's handler writes through `write_state`, which the cadence may hold back:
+        # the last STATE goes out first, whatever the cadence.
         writer = self.message_writer
+
+        def terminate() -> None:
+            try:
+                self.state_output.write_final(dict(self.state))
+            finally:
+                super(FastPathTap, self)._handle_termination(signum, frame)
+
         if isinstance(writer, SingerOutput):
-            writer.when_idle(lambda: super(FastPathTap, self)._handle_termination(signum, frame))
+            writer.when_idle(terminate)
         else:
-            super()._handle_termination(signum, frame)
+            terminate()
+
+
+class IndexedStateManager(StreamStateManager):
+    """The SDK's state manager, finding a partition's state by an index instead of a scan.
+
+    The SDK looks a partition's state up in the stream's list of partitions, comparing each
+    entry's context, four times per partition and run: with a thousand accounts, four million
+    comparisons per stream. The index is rebuilt when the list is replaced or grows (the SDK
+    appends new partitions); a found entry is checked against the context before it is used.
+    """
+
+    _index_key: tuple[int, int] | None = None
+    _index: dict[str, dict[str, Any]] | None = None
+
+    @override
+    def get_context_state(self, context: Context | None) -> dict[str, Any]:
+        partition_context = self.get_state_partition_context(context)
+        partitions = get_state_partitions_list(self.tap_state, self.stream_name)
+        name = (partition_context or {}).get("account_name")
+        if partitions is None or not isinstance(name, str) or len(partition_context or {}) != 1:
+            return super().get_context_state(context)
+        if self._index_key != (id(partitions), len(partitions)) or self._index is None:
+            self._index_key = (id(partitions), len(partitions))
+            self._index = {}
+            for entry in partitions:
+                stored = entry.get("context")
+                if isinstance(stored, dict) and isinstance(stored.get("account_name"), str):
+                    self._index.setdefault(stored["account_name"], entry)
+        found = self._index.get(name)
+        if found is not None and found.get("context") == partition_context:
+            return found
+        return super().get_context_state(context)
 
 
 class FastPathStream(Stream):
@@ -98,8 +169,26 @@ class FastPathStream(Stream):
     LEAN_OUTPUT: ClassVar[bool] = True
     """Write records through `SingerOutput.write_record` when nothing would change them."""
 
+    BOOKMARK_PER_RECORD: ClassVar[bool] = True
+    """Let the SDK move the bookmark (`replication_key_value`) after records; False when the
+    stream sets it itself, only for what it has committed."""
+
     _unsettled_bookmark: tuple[Record, Context | None] | None = None
     _extracted_at: datetime | None = None
+
+    @property
+    @override
+    def state_manager(self) -> StreamStateManager:
+        if self._state_manager is None:
+            self._state_manager = IndexedStateManager(
+                tap_name=self.tap_name,
+                stream_name=self.name,
+                tap_state=self._tap_state,
+                state_partitioning_keys=self.state_partitioning_keys,
+                is_sorted=self.is_sorted,
+                check_sorted=self.check_sorted,
+            )
+        return self._state_manager
 
     @cached_property
     def _lean_writer(self) -> SingerOutput | None:
@@ -174,6 +263,8 @@ class FastPathStream(Stream):
     def _increment_stream_state(
         self, latest_record: Record, *, context: Context | None = None
     ) -> None:
+        if not self.BOOKMARK_PER_RECORD:
+            return
         key = self._deferred_bookmark_key
         if key is not None and latest_record.get(key) is not None:
             self._unsettled_bookmark = (latest_record, context)
@@ -182,7 +273,7 @@ class FastPathStream(Stream):
         super()._increment_stream_state(latest_record, context=context)
 
     def write_state_now(self) -> None:
-        """Write a STATE message even if no record was written since the last one."""
+        """Offer a STATE even if no record was written since the last one (cadence.py)."""
         self.state_manager.is_flushed = False
         self._write_state_message()
 

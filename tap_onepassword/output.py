@@ -1,15 +1,16 @@
 """Singer output with the least work per record, byte for byte what the SDK would write.
 
 `SingerOutput`, the tap's message writer, encodes with the SDK's own msgspec encoder into one
-buffer and hands it to stdout whenever a message other than RECORD goes out (the STATE after
-each page, SCHEMA) or the buffer passes 256 KiB, instead of one `write` plus `flush` per
-message. Records therefore never reach a target after the STATE that covers them, and a crash
+buffer and hands it to stdout whenever a message other than RECORD goes out (a STATE, a
+SCHEMA), a page was emitted, or the buffer passes 256 KiB, instead of one `write` plus `flush`
+per message. Records therefore never reach a target after the STATE that covers them, and a crash
 loses only records no STATE had committed yet. A record may come already encoded
 (`EncodedRecord`, made by read-ahead's workers with `encode_record_into`); its line is then
 copied, not encoded.
 
-`StateOutput` writes STATE messages as the SDK's writer does, keeping its copy of the last
-state by a msgspec round trip instead of `copy.deepcopy`. `fastpath.py` puts both in place.
+`StateOutput` writes STATE messages at the pace of a `StateCadence` (every few seconds, never
+more than a tenth of the output, and at the end) and compares encoded bytes instead of keeping
+a `copy.deepcopy` of the last state. `fastpath.py` puts both in place.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from typing_extensions import override
+
+from tap_onepassword.cadence import StateCadence
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,6 +44,7 @@ class SingerOutput(MsgSpecWriter):
         """Start with an empty buffer."""
         super().__init__()
         self._buffer = bytearray()
+        self._handed_over = 0
         self._flushing = False
         self._deferred: Callable[[], None] | None = None
         # The bytes around a record's own JSON in its RECORD line, for the last
@@ -73,6 +76,31 @@ class SingerOutput(MsgSpecWriter):
         action, self._deferred = self._deferred, None
         if action is not None:
             action()
+
+    @property
+    def written(self) -> int:
+        """Bytes of messages written so far (handed to stdout or buffered)."""
+        return self._handed_over + len(self._buffer)
+
+    def write_state_json(self, state_json: bytes) -> int:
+        """Write a STATE message whose value is already encoded, and hand it to stdout.
+
+        Args:
+            state_json: The state's JSON, as the SDK's encoder makes it.
+
+        Returns:
+            Bytes of the STATE line.
+
+        """
+        before = len(self._buffer)
+        self._buffer += b'{"type":"STATE","value":'
+        self._buffer += state_json
+        self._buffer += b"}\n"
+        size = len(self._buffer) - before
+        self.flush()
+        if self._deferred is not None:
+            self._run_deferred()
+        return size
 
     @override
     def write_message(self, message: Message) -> None:
@@ -161,6 +189,7 @@ class SingerOutput(MsgSpecWriter):
                 view = view[written if written is not None else len(view) :]
             view.release()
             out.flush()
+            self._handed_over += len(self._buffer)
             self._buffer.clear()
         finally:
             self._flushing = False
@@ -192,37 +221,62 @@ class EncodedRecord(dict[str, Any]):
 
 
 class StateOutput:
-    """The SDK's STATE writer (write when the state changed), without its deep copy.
+    """The SDK's STATE writer (write when the state changed), at the pace of a `StateCadence`.
 
-    The SDK keeps a `copy.deepcopy` of each state it writes, to leave out a STATE equal to the
-    last one; with a STATE after every page that copy is the SDK side's largest cost per page.
-    A state is JSON (it goes out as JSON), so a msgspec round trip copies it as faithfully, ten
-    times faster. Anything not JSON in a state would only compare unequal and be written again.
+    The SDK asks for a STATE after every page the tap emitted (and every 10,000 records, and at
+    the end of each stream); each holds the state of every stream and account. This writer lets
+    one out only when the cadence allows it (`cadence.py`), and always at the end
+    (`write_final`). It leaves out a STATE equal to the last one written, as the SDK's does,
+    comparing the encoded bytes instead of keeping a deep copy.
     """
 
     def __init__(self, message_writer: GenericSingerWriter[Any, Any]) -> None:
-        """Write through `message_writer`.
+        """Write through `message_writer`, with no limit until `cadence` is set.
 
         Args:
             message_writer: The tap's message writer.
 
         """
         self._message_writer = message_writer
-        self._last_emitted_state: dict[str, Any] | None = None
+        self.cadence = StateCadence(0)
+        self._last_json: bytes | None = None
+        self.messages = 0
+        """STATE messages written."""
 
     def write_state(self, state: dict[str, Any]) -> None:
-        """Write a STATE message unless it equals the last one written.
+        """Write a STATE message if the cadence allows and it differs from the last one.
 
         Args:
             state: The tap's whole state.
 
         """
-        if self._last_emitted_state is None or state != self._last_emitted_state:
-            self._message_writer.write_message(StateMessage(value=state))
-            self._last_emitted_state = _state_decoder.decode(encoder.encode(state))
+        writer = self._message_writer
+        written = writer.written if isinstance(writer, SingerOutput) else 0
+        if self.cadence.due(written):
+            self._write(state)
 
+    def write_final(self, state: dict[str, Any]) -> None:
+        """Write the run's last STATE message (unless it equals the last one written).
 
-_state_decoder = msgspec.json.Decoder(dict[str, Any])
+        Args:
+            state: The tap's whole state.
+
+        """
+        self._write(state)
+
+    def _write(self, state: dict[str, Any]) -> None:
+        state_json = encoder.encode(state)
+        if state_json == self._last_json:
+            return
+        self._last_json = state_json
+        writer = self._message_writer
+        if isinstance(writer, SingerOutput):
+            size = writer.write_state_json(state_json)
+            self.cadence.wrote(writer.written, size)
+        else:
+            writer.write_message(StateMessage(value=state))
+            self.cadence.wrote(0, 0)
+        self.messages += 1
 
 
 def _record_frame(

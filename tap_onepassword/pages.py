@@ -399,14 +399,17 @@ during the beta."""
 _V3_TOKEN_PARAMETERS = frozenset(token for _, token in V3_PARAMETER_NAMES.values())
 
 
-def sent_page_token(url: str) -> bool:
-    """Tell whether a request's URL carries a v3 page token (in either beta's name).
+def continues_listing(request: requests.PreparedRequest) -> bool:
+    """Tell whether a request continued a listing: a `{"cursor": ...}` body or a v3 page token.
 
     Args:
-        url: The request's URL.
+        request: The request an answer came to.
 
     Returns:
-        True when its query has `page_token` or `next_page_token`.
+        True when a 4xx to it means the cursor or page token was refused.
 
     """
-    return not _V3_TOKEN_PARAMETERS.isdisjoint(parse_qs(urlsplit(url).query))
+    body = request.body or b""
+    if (body if isinstance(body, bytes) else body.encode()).startswith(b'{"cursor"'):
+        return True
+    return not _V3_TOKEN_PARAMETERS.isdisjoint(parse_qs(urlsplit(request.url or "").query))

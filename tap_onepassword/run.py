@@ -227,6 +227,7 @@ class SyncRun:
             page_size=self.settings.page_size,
             max_bytes=self.READ_AHEAD_BYTES,
             workers=self.READ_AHEAD_WORKERS,
+            round_trip=self.client.last_round_trip,
         )
 
     @contextlib.contextmanager

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from singer_sdk import metrics
 
+from tap_onepassword import partition_state
 from tap_onepassword.accountmetrics import RequestTally, TapMetric, account_tags, log_point
 from tap_onepassword.errors import TapOnePasswordError
 from tap_onepassword.progress import describe_lag, name_some, seconds_behind
@@ -137,7 +138,7 @@ class RunSummary:
         """Read a partition inside; its end is told: metrics, outcome, closing line.
 
         The partition's `http_request_count` and `event_lag_seconds` (from the newest event
-        emitted so far, the state's `cursor_max_timestamp`) go out as METRIC lines. Its
+        emitted so far, the state's bookmark) go out as METRIC lines. Its
         closing line is INFO when it ran long enough to log progress, else DEBUG, so a run of
         a thousand short accounts stays readable. A partition that fails is kept as failed,
         with the error's message, and the error goes on.
@@ -167,8 +168,7 @@ class RunSummary:
             if sent:
                 tags = account_tags(stream_name, context, endpoint=stream.path or "")
                 log_point("counter", metrics.Metric.HTTP_REQUEST_COUNT, sent, tags)
-            newest = state.get("cursor_max_timestamp")
-            newest = newest if isinstance(newest, str) else None
+            newest = partition_state.newest_emitted(state)
             lag = seconds_behind(newest, self._now())
             if lag is not None:
                 log_point(

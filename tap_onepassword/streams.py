@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     import logging
     from collections.abc import Iterable
 
+    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
+    from tap_onepassword.run import SyncRun
     from tap_onepassword.settings import Account
 
 
@@ -77,6 +79,20 @@ class IntrospectionStream(OnePasswordStream):
     primary_keys = ("account_name", "uuid")
     http_method = "GET"
     docs = ("reference", "https://developer.1password.com/docs/events-api/reference")
+
+    def __init__(self, tap: Tap, run: SyncRun) -> None:
+        """Create the stream, with one (empty) state for all accounts.
+
+        Nothing of it is resumed, so no entry per account: a thousand accounts would put a
+        thousand empty ones in every STATE message.
+
+        Args:
+            tap: The tap.
+            run: What this run's streams share.
+
+        """
+        super().__init__(tap, run)
+        self.state_partitioning_keys = ()
 
     @classmethod
     @override

@@ -36,8 +36,9 @@ class TapOnePassword(FastPathTap):
     # msgspec encoding, buffered until the next STATE (see output.py).
     message_writer_class = SingerOutput
 
-    # No BATCH: the tap writes STATE after each page it emitted, which with batch files would
-    # checkpoint records that are not in a BATCH message yet.
+    # No BATCH, and `batch_config` is refused (settings.py): the tap writes STATE after each
+    # page it emitted, which with batch files would checkpoint records that are not in a BATCH
+    # message yet, and batch files did not make `meltano run` into target-postgres faster.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
         capability for capability in Tap.capabilities if capability != PluginCapabilities.BATCH
     ]
@@ -172,6 +173,17 @@ class TapOnePassword(FastPathTap):
             ),
         ),
         th.Property(
+            "state_interval_seconds",
+            th.IntegerType(minimum=0),
+            default=5,
+            title="State interval seconds",
+            description=(
+                "Least seconds between two STATE messages (each holds every stream and account); "
+                "one more goes out at the end of the run. A run killed in between reads again "
+                "what it emitted since the last STATE. 0 writes one after every page."
+            ),
+        ),
+        th.Property(
             "v3_parameter_names",
             th.StringType,
             default="current",
@@ -271,3 +283,7 @@ class TapOnePassword(FastPathTap):
     @override
     def sync_tuning(self) -> AbstractContextManager[None]:
         return self.run.tuned()
+
+    @override
+    def state_interval(self) -> float:
+        return self.settings.state_interval

@@ -17,9 +17,10 @@ import msgspec
 from singer_sdk import RESTStream, Stream, Tap
 from singer_sdk.contrib import msgspec as sdk_msgspec
 from singer_sdk.singerlib import StateMessage
+from singer_sdk.streams._state import StreamStateManager
 
 import tap_onepassword
-from tap_onepassword.fastpath import FastPathStream, FastPathTap
+from tap_onepassword.fastpath import FastPathStream, FastPathTap, IndexedStateManager
 from tap_onepassword.output import StateOutput
 from tap_onepassword.tap import TapOnePassword
 from tests.support.tokens import mint_token
@@ -191,6 +192,10 @@ PINNED = {
     "_tap",
     "_stream_version",
     "_state_writer",
+    "_state_manager",
+    "_tap_state",
+    "singer_sdk.helpers._state:_state",  # get_state_partitions_list
+    "singer_sdk.streams._state:_state",  # StreamStateManager
     "is_flushed",  # the state manager's flag
     "sync_all",  # final in the SDK: overriding it is the fast path's business
 }
@@ -253,3 +258,42 @@ def test_no_other_module_of_the_package_touches_a_private_sdk_name() -> None:
         if path != FAST_PATH and (uses := _private_uses(path, names))
     }
     assert elsewhere == {}
+
+
+def test_the_state_manager_the_fast_path_makes_is_made_as_the_sdk_makes_it() -> None:
+    assert set(inspect.signature(StreamStateManager.__init__).parameters) == {
+        "self",
+        "stream_name",
+        "tap_state",
+        "is_sorted",
+        "check_sorted",
+        "tap_name",
+        "state_partitioning_keys",
+    }
+    assert {"_state_manager", "StreamStateManager", "_tap_state"} <= _calls(
+        Stream.state_manager.fget  # type: ignore[attr-defined]
+    )
+    assert _parameters(StreamStateManager.get_context_state) == [
+        ("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        ("context", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    ]
+
+
+def test_the_indexed_state_manager_finds_and_creates_what_the_sdk_finds_and_creates() -> None:
+    def state() -> dict[str, Any]:
+        partitions = [{"context": {"account_name": f"a{n}"}, "cursor": f"c{n}"} for n in range(50)]
+        partitions.insert(7, {"context": {"account_name": "a3", "other": "x"}, "cursor": "odd"})
+        return {"bookmarks": {"s": {"partitions": partitions}}}
+
+    mine, theirs = state(), state()
+    indexed = IndexedStateManager(stream_name="s", tap_state=mine)  # type: ignore[arg-type]
+    plain = StreamStateManager(stream_name="s", tap_state=theirs)  # type: ignore[arg-type]
+    for name in ["a0", "a3", "a49", "new", "a3", "new", "a20"]:
+        got = indexed.get_context_state({"account_name": name})
+        want = plain.get_context_state({"account_name": name})
+        assert got == want
+        got["seen"] = want["seen"] = True  # writable: the same entry both ways
+    assert mine == theirs
+    odd = {"account_name": "a3", "other": "x"}
+    assert indexed.get_context_state(odd) == plain.get_context_state(odd)
+    assert isinstance(_tap().streams["audit_events"].state_manager, IndexedStateManager)

@@ -55,10 +55,12 @@ def lean_records_written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_the_lean_path_writes_every_message_the_sdk_path_writes(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, lean_records_written: list[str]
 ) -> None:
-    # The SDK also checkpoints every 150 records, in the middle of pages of 100: the deferred
-    # bookmark must show there exactly as the SDK's per-record update would.
+    # The SDK also checkpoints every 150 records, in the middle of pages of 100 (interval 0:
+    # each one goes out): both ways must write the same STATE there.
     monkeypatch.setattr(EventStream, "STATE_MSG_FREQUENCY", 150)
-    config = config_for(emulator, page_size=100, start_date=fixed_start(emulator))
+    config = config_for(
+        emulator, page_size=100, start_date=fixed_start(emulator), state_interval_seconds=0
+    )
     lean = run_tap(config)
     assert len(lean_records_written) == EVENTS
     with monkeypatch.context() as sdk:
@@ -68,7 +70,7 @@ def test_the_lean_path_writes_every_message_the_sdk_path_writes(
         assert len(lean_records_written) == written_before  # the SDK path really ran
     assert comparable(lean) == comparable(plain)
     assert sum(m["type"] == "RECORD" for m in lean) == EVENTS + 3  # and introspection
-    # Mid-page checkpoints happened, with the bookmark of the record just written.
+    # Mid-page checkpoints happened (holding the last whole page's cursor and bookmark).
     mid_page = [m for m in lean if m["type"] == "STATE"]
     assert len(mid_page) > len(lean) // 150 // 2
 
@@ -238,8 +240,9 @@ def test_the_state_writer_leaves_out_only_a_state_equal_to_the_last_written() ->
     sent: list[dict[str, Any]] = []
 
     class Collect(SingerOutput):
-        def write_message(self, message: Any) -> None:
-            sent.append(json.loads(json.dumps(message.value)))
+        def write_state_json(self, state_json: bytes) -> int:
+            sent.append(json.loads(state_json))
+            return len(state_json)
 
     writer = StateOutput(Collect())
     state: dict[str, Any] = {"bookmarks": {"s": {"partitions": [{"cursor": "a", "n": None}]}}}

@@ -3,7 +3,6 @@ what `emit` writes of the page itself, and fails where it fails."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,11 +17,8 @@ from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.output import EncodedRecord, SingerOutput, encode_record_into
 from tap_onepassword.pages import Page, PreparedPage, decode_page
 from tap_onepassword.progress import Progress
-from tap_onepassword.run import SyncRun
 from tap_onepassword.streams import EVENT_FEATURES
 from tap_onepassword.tap import TapOnePassword
-from tests.support.compare import config_for, fixed_start
-from tests.support.runs import run_tap
 
 if TYPE_CHECKING:
     from onepassword_emulator import Emulator
@@ -153,41 +149,3 @@ def test_an_encoded_record_never_reaches_the_sdk_record_writer(
     record.json = b"{}"
     with pytest.raises(RuntimeError, match="an encoded record reached the SDK's record writer"):
         stream._write_record_message(record)
-
-
-def batch_records(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every record in the batch files the BATCH messages name, in order."""
-    records = []
-    for message in messages:
-        if message["type"] == "BATCH":
-            for uri in message["manifest"]:
-                data = Path(uri.removeprefix("file://")).read_bytes()
-                if data[:2] == b"\x1f\x8b":  # the SDK may gzip whatever the config says
-                    data = gzip.decompress(data)
-                lines = data.decode().splitlines()
-                records += [json.loads(line) for line in lines]
-    return records
-
-
-def test_batch_files_get_whole_records_with_read_ahead(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    # Batch mode hands records to the SDK's batcher, not to the record writer: they must be
-    # whole there too (an encoded record holds only its timestamp and account name).
-    def config(name: str) -> dict[str, Any]:
-        return config_for(
-            emulator,
-            page_size=100,
-            start_date=fixed_start(emulator),
-            batch_config={
-                "encoding": {"format": "jsonl", "compression": "none"},
-                "storage": {"root": f"file://{tmp_path / name}", "prefix": "b-"},
-            },
-        )
-
-    ahead = batch_records(run_tap(config("ahead")))
-    monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 0)
-    one_by_one = batch_records(run_tap(config("sequential")))
-    assert len(ahead) == 2 * 3 * 700 + 2 * 700 + 3  # and introspection
-    assert ahead == one_by_one
-    assert all(len(record) > 2 and ("uuid" in record or "features" in record) for record in ahead)

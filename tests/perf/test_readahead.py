@@ -14,7 +14,13 @@ from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.output import SingerOutput
 from tap_onepassword.pages import HeldPage, Page, PreparedPage, decode_held_page, decode_page
-from tap_onepassword.readahead import BYTES_PER_EVENT, CURRENT_PAGES, ReadAhead
+from tap_onepassword.readahead import (
+    BYTES_PER_EVENT,
+    CURRENT_PAGES,
+    START_IN_FLIGHT,
+    Pace,
+    ReadAhead,
+)
 from tap_onepassword.run import SyncRun
 from tests.support.compare import comparable, config_for, final_state, fixed_start
 from tests.support.runs import run_tap
@@ -262,5 +268,50 @@ def test_a_worker_stops_at_the_page_its_partition_will_fail_on() -> None:
         assert [page.cursor for page in got] == ["c0", "c1", "c2"]
         assert isinstance(got[-1], PreparedPage)
         assert got[-1].error is not None
+    finally:
+        ahead.close()
+
+
+def test_the_pace_keeps_few_pages_in_flight_when_answers_come_fast_and_many_when_slow() -> None:
+    fast = Pace(16)
+    for _ in range(20):
+        fast.measured(round_trip=0.004, cpu=0.020)  # a local emulator, 1,000-event pages
+    assert fast.wanted == 2
+    slow = Pace(16)
+    for _ in range(20):
+        slow.measured(round_trip=0.100, cpu=0.003)  # 100 ms away, 100-event pages
+    assert slow.wanted == 16
+    middle = Pace(16)
+    for _ in range(20):
+        middle.measured(round_trip=0.030, cpu=0.010)
+    assert middle.wanted == 4
+
+
+def test_read_ahead_starts_threads_only_as_the_pace_asks() -> None:
+    stream = FakeStream("s", pages=40, size=2)
+    ahead = ReadAhead(
+        plan(stream, [f"a{n}" for n in range(12)]),
+        page_size=2,
+        max_bytes=1 << 20,
+        workers=16,
+        round_trip=lambda: 0.0,  # answers at once: one page in flight at a time is enough
+    )
+    try:
+        settle(lambda: sum(stream.produced.values()) >= 40)
+        assert sum(stream.produced.values()) >= 40
+        assert len(ahead._threads) <= START_IN_FLIGHT
+    finally:
+        ahead.close()
+    slow = FakeStream("s", pages=40, size=2)
+    ahead = ReadAhead(
+        plan(slow, [f"a{n}" for n in range(12)]),
+        page_size=2,
+        max_bytes=1 << 20,
+        workers=16,
+        round_trip=lambda: 1.0,
+    )
+    try:
+        settle(lambda: len(ahead._threads) >= 12)
+        assert len(ahead._threads) == 12  # one per partition, as many as asked
     finally:
         ahead.close()

@@ -57,6 +57,7 @@ def test_v3_kills_at_random_points_lose_nothing_and_reread_at_most_a_page(
         "accounts": [{"name": a.name, "token": a.token} for a in emu.accounts],
         "base_url": emu.base_url,
         "page_size": PAGE,
+        "state_interval_seconds": 0,  # a STATE after every page: the re-read bound is a page
     }
     catalog = v3_catalog(tmp_path, config)
     rng = random.Random(14)

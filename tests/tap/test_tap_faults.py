@@ -73,9 +73,12 @@ def test_retries_give_up_with_a_clear_error(emulator: Emulator) -> None:
 def test_a_rejected_cursor_falls_back_once_to_last_timestamp_minus_lookback(
     emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = tap_config(emulator, ["acme"], page_size=PAGE, lookback_minutes=30)
+    # A STATE whenever state changes (interval 0), to see the rejected cursor's null go out.
+    config = tap_config(
+        emulator, ["acme"], page_size=PAGE, lookback_minutes=30, state_interval_seconds=0
+    )
     first = run_tap(config)
-    newest = partition(first.final_state, "item_usages", "acme")["cursor_max_timestamp"]
+    newest = partition(first.final_state, "item_usages", "acme")["replication_key_value"]
     emulator.rotate_secret()  # every stored cursor is now refused with 400
     added = emulator.add_events("acme", "itemusages", 5)
     late = emulator.add_events("acme", "itemusages", 2, late=True)
