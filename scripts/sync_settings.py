@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from tap_onepassword.streams import EVENT_STREAMS, IntrospectionStream
+from tap_onepassword.streams import EVENT_STREAMS, OPT_IN_STREAMS, IntrospectionStream
 
 ROOT = Path(__file__).resolve().parents[1]
 TAP = str(Path(sys.executable).with_name("tap-onepassword"))
@@ -161,18 +161,18 @@ def streams_table() -> str:
         "| stream | endpoint | primary key | replication | 1Password docs |",
         "|---|---|---|---|---|",
     ]
-    for stream in (*EVENT_STREAMS, IntrospectionStream):
+    for stream in (*EVENT_STREAMS, IntrospectionStream, *OPT_IN_STREAMS):
         v2, v1 = stream.path_for("v2"), stream.path_for("v1")
+        endpoint = f"`{stream.http_method} {v2}`" + (f" (v1: `{v1}`)" if v1 != v2 else "")
         keys = ", ".join(f"`{key}`" for key in stream.primary_keys or ())
+        basis = stream.REPLICATION if stream in OPT_IN_STREAMS else "API cursor"
         if isinstance(stream.replication_key, str):
-            replication = f"incremental, API cursor; `{stream.replication_key}`"
+            replication = f"incremental, {basis}; `{stream.replication_key}`"
         else:
             replication = "full table, one record per account and run"
+        name = f"`{stream.name}`" + ("" if stream.selected_by_default else " (beta, opt-in)")
         title, url = stream.docs
-        rows.append(
-            f"| `{stream.name}` | `{stream.http_method} {v2}` (v1: `{v1}`) | {keys} "
-            f"| {replication} | [{title}]({url}) |"
-        )
+        rows.append(f"| {name} | {endpoint} | {keys} | {replication} | [{title}]({url}) |")
     return "\n".join(rows)
 
 

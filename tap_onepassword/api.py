@@ -28,9 +28,10 @@ from tap_onepassword.errors import (
     AccountUnauthorizedError,
     ApiResponseError,
     CursorRejectedError,
+    describe_failure,
     redact_secrets,
 )
-from tap_onepassword.pages import decode_object
+from tap_onepassword.pages import continues_listing, decode_object
 from tap_onepassword.progress import clock_in, name_some
 from tap_onepassword.ratebudget import RateBudget, wait_in_steps
 from tap_onepassword.sessions import AccountSessions
@@ -314,6 +315,7 @@ class EventsApiClient:
             # Everyone on this token waits, not only this stream: the server counts them all.
             pause = retry_after_seconds(response)
             budget.pause(1.0 if pause is None else pause)
+        budget.heed_rate_limit_headers(response)  # v3 says when the token's window is spent
         if response.status_code in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
             raise AccountUnauthorizedError(
                 account.name, account.base_url + path, response.status_code
@@ -386,7 +388,7 @@ def check_status(response: requests.Response) -> None:
 
     Raises:
         RetriableAPIError: 429 or 5xx.
-        CursorRejectedError: A 4xx to a `{"cursor": ...}` body.
+        CursorRejectedError: A 4xx to a `{"cursor": ...}` body or a v3 page token.
         FatalAPIError: Any other answer but 200.
 
     """
@@ -394,9 +396,8 @@ def check_status(response: requests.Response) -> None:
     if status in RETRIABLE_STATUSES or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         raise RetriableAPIError(response_error_message(response), response)
     if status >= HTTPStatus.BAD_REQUEST:
-        body = response.request.body or b""
-        sent_cursor = (body if isinstance(body, bytes) else body.encode()).startswith(b'{"cursor"')
-        if sent_cursor and status not in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+        refused = status in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}
+        if continues_listing(response.request) and not refused:
             raise CursorRejectedError(response_error_message(response))
         raise FatalAPIError(response_error_message(response))
     if status != HTTPStatus.OK:
@@ -478,26 +479,3 @@ def read_whole_body(response: requests.Response) -> None:
 
     """
     response._content = b"".join(response.iter_content(chunk_size=None))  # noqa: SLF001
-
-
-def describe_failure(exc: BaseException | None) -> str:
-    """Describe a request failure briefly, without secrets.
-
-    Args:
-        exc: What the last attempt raised.
-
-    Returns:
-        A short description.
-
-    """
-    if exc is None:
-        return "unknown error"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "no answer within request_timeout"
-    broken = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
-    if isinstance(exc, broken):
-        return "the answer was cut short"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return f"connection failed: {type(exc).__name__}"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return redact_secrets(text)[:300]

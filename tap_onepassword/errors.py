@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import requests
 from singer_sdk.exceptions import FatalAPIError
 
 _SECRET_SHAPES = re.compile(
@@ -65,11 +66,11 @@ class AccountUnauthorizedError(TapOnePasswordError, FatalAPIError):
 
 
 class CursorRejectedError(FatalAPIError):
-    """The API refused a cursor (4xx on a `{"cursor": ...}` body).
+    """The API refused a cursor (4xx on a `{"cursor": ...}` body) or a v3 page token.
 
-    Kept apart from other client errors because the tap recovers from it once, by a reset
-    request from its last emitted timestamp; the SDK's `FatalAPIError` carries no response, so
-    a dedicated type is how the caller tells the cases apart.
+    Kept apart from other client errors because the tap recovers from it, by asking again from
+    its last emitted timestamp (v3: insertion time); the SDK's `FatalAPIError` carries no
+    response, so a dedicated type is how the caller tells the cases apart.
     """
 
 
@@ -94,3 +95,26 @@ class CursorUnrecoverableError(ApiResponseError):
             f"the fallback to a timestamp got past its last event ({rejected}); the next run "
             "starts again from the last emitted event minus lookback_minutes"
         )
+
+
+def describe_failure(exc: BaseException | None) -> str:
+    """Describe a request failure briefly, without secrets.
+
+    Args:
+        exc: What the last attempt raised.
+
+    Returns:
+        A short description.
+
+    """
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "no answer within request_timeout"
+    broken = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+    if isinstance(exc, broken):
+        return "the answer was cut short"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"connection failed: {type(exc).__name__}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return redact_secrets(text)[:300]

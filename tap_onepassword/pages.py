@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from singer_sdk.exceptions import RetriableAPIError
@@ -277,7 +278,7 @@ def decode_page(body: bytes) -> Page:
         ApiResponseError: The body is JSON but not an events envelope.
 
     """
-    return _decode(_page_decoder, body, "an events page")
+    return decode_json(_page_decoder, body, "an events page")
 
 
 def decode_held_page(body: bytes) -> HeldPage:
@@ -294,10 +295,10 @@ def decode_held_page(body: bytes) -> HeldPage:
         ApiResponseError: The body is JSON but not an events envelope.
 
     """
-    page = _decode(_held_page_decoder, body, "an events page")
+    page = decode_json(_held_page_decoder, body, "an events page")
     if not body.isascii():
         # Leaving strings unparsed skips their UTF-8 check, which decode_page would make.
-        _decode(_utf8_check, body, "an events page")
+        decode_json(_utf8_check, body, "an events page")
     return page
 
 
@@ -315,7 +316,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
         ApiResponseError: The body is JSON but not an object.
 
     """
-    return _decode(_object_decoder, body, "a JSON object")
+    return decode_json(_object_decoder, body, "a JSON object")
 
 
 DecodedT_co = TypeVar("DecodedT_co", covariant=True)
@@ -323,7 +324,7 @@ DecodedT = TypeVar("DecodedT")
 
 
 class _Decoder(Protocol[DecodedT_co]):
-    """What `_decode` needs of a decoder: msgspec's, or the UTF-8 check."""
+    """What `decode_json` needs of a decoder: msgspec's, or the UTF-8 check."""
 
     def decode(self, body: bytes, /) -> DecodedT_co: ...
 
@@ -339,7 +340,7 @@ class _Utf8Check:
 _utf8_check = _Utf8Check()
 
 
-def _decode(decoder: _Decoder[DecodedT], body: bytes, expected: str) -> DecodedT:
+def decode_json(decoder: _Decoder[DecodedT], body: bytes, expected: str) -> DecodedT:
     """Decode `body`, telling a broken body (worth asking again) from a wrong one (fatal).
 
     Args:
@@ -458,3 +459,29 @@ class EventsCursorPaginator(BaseAPIPaginator[RequestBody | None], Generic[PageT]
     @override
     def continue_if_empty(self, response: requests.Response) -> bool:
         return self.has_more(response)
+
+
+V3_PARAMETER_NAMES = {
+    "current": ("max_page_size", "page_token"),
+    "legacy": ("page_size", "next_page_token"),
+}
+"""The v3 beta's query parameters (`v3_parameter_names` -> page size, page token): renamed once
+during the beta."""
+
+_V3_TOKEN_PARAMETERS = frozenset(token for _, token in V3_PARAMETER_NAMES.values())
+
+
+def continues_listing(request: requests.PreparedRequest) -> bool:
+    """Tell whether a request continued a listing: a `{"cursor": ...}` body or a v3 page token.
+
+    Args:
+        request: The request an answer came to.
+
+    Returns:
+        True when a 4xx to it means the cursor or page token was refused.
+
+    """
+    body = request.body or b""
+    if (body if isinstance(body, bytes) else body.encode()).startswith(b'{"cursor"'):
+        return True
+    return not _V3_TOKEN_PARAMETERS.isdisjoint(parse_qs(urlsplit(request.url or "").query))

@@ -17,6 +17,9 @@ silent: a wait of `NOTICE_AFTER` seconds or more is told to the budget's `on_lon
 logs it, naming the token's accounts and until when), and the caller sleeps at most
 `NOTICE_EVERY` seconds at a time, telling it again each time. Several threads waiting on one
 budget share one notice per step.
+
+The v3 beta also says where the server's window stands (`RateLimit-*` headers):
+`rate_limit_pause` reads them, so a spent window holds the budget until it frees.
 """
 
 from __future__ import annotations
@@ -26,9 +29,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import requests
 
 MINUTE = 60.0
 HOUR = 3600.0
+MAX_PAUSE = 3600.0
+"""The longest hold the server's headers may ask for: the API's longest window (one hour)."""
 ARRIVAL_MARGIN = 1.0
 """Seconds added to both windows: more than the spread of send-to-arrival delays."""
 NOTICE_AFTER = 5.0
@@ -174,3 +183,56 @@ class RateBudget:
         """
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def heed_rate_limit_headers(self, response: requests.Response) -> None:
+        """Hold every user of the token while the server says its window is spent (v3).
+
+        Args:
+            response: Any answer; only `RateLimit-*` headers that say so pause the budget.
+
+        """
+        spent = rate_limit_pause(response)
+        if spent is not None:
+            self.pause(spent)
+
+
+def rate_limit_pause(response: requests.Response) -> float | None:
+    """Read the `RateLimit-*` headers (v3): how long to hold the token when its window is spent.
+
+    Header names are case-insensitive; values are read leniently: a number, or the first
+    number of a structured value (`0;w=60`); anything unreadable is ignored. `Reset` is seconds
+    until the window frees (an epoch time, which some servers send, is made seconds from now).
+
+    Args:
+        response: Any response.
+
+    Returns:
+        Seconds to pause (0 to `MAX_PAUSE`) when `RateLimit-Remaining` is 0 and a reset
+        is given; None otherwise.
+
+    """
+    remaining = _header_number(response, "RateLimit-Remaining")
+    if remaining is None or remaining > 0:
+        return None
+    reset = _header_number(response, "RateLimit-Reset")
+    if reset is None:
+        return None
+    if reset > _EPOCH_THRESHOLD:
+        reset -= time.time()
+    return min(max(reset, 0.0), MAX_PAUSE)
+
+
+_EPOCH_THRESHOLD = 1_000_000_000.0
+"""A reset this large is an epoch time, not seconds (2001 onwards)."""
+
+
+def _header_number(response: requests.Response, name: str) -> float | None:
+    value = response.headers.get(name)
+    if not value:
+        return None
+    head = value.split(",")[0].split(";")[0].strip().strip('"')
+    try:
+        number = float(head)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -293,3 +293,67 @@ INTROSPECTION = th.PropertiesList(
     ),
 )
 """One record per account and run: what the account's token may read (v1 keys renamed)."""
+
+AUDIT_EVENT_V3 = th.PropertiesList(
+    ACCOUNT_NAME,
+    th.Property(
+        "event_id",
+        th.StringType,
+        required=True,
+        description=(
+            "The event's own id: its `id`, `uuid` or `event_id` field, the first present (the "
+            "beta does not document the name). Else a surrogate that stays the same for the "
+            "same content: `sha256:` and the SHA-256 of the event's JSON with sorted keys."
+        ),
+    ),
+    th.Property(
+        "insert_time",
+        th.DateTimeType,
+        required=True,
+        description=(
+            "When 1Password inserted (ingested) the event, normalised to UTC "
+            "(`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`). v3 filters and pages on it: the replication key."
+        ),
+    ),
+    th.Property(
+        "event_time",
+        th.DateTimeType,
+        description=(
+            "When the event happened, normalised to UTC, if the event says so in `timestamp`, "
+            "`event_time`, `time` or `occurred_at` (undocumented); null otherwise."
+        ),
+    ),
+    th.Property(
+        "action",
+        th.StringType,
+        description=(
+            "What was done, as `target.attribute.verb` with the attribute optional, e.g. "
+            "`service-account.token.create`. An open list: new actions appear without notice."
+        ),
+    ),
+    th.Property("action_target", th.StringType, description="The action's first part."),
+    th.Property(
+        "action_attribute",
+        th.StringType,
+        description="The action's middle part(s), null when the action has two parts.",
+    ),
+    th.Property("action_verb", th.StringType, description="The action's last part."),
+    th.Property(
+        "account_uuid",
+        th.StringType,
+        description=(
+            "UUID of the account the event belongs to: the event's `context.account.uuid`, else "
+            "a top-level `account_uuid`; null when neither is sent."
+        ),
+    ),
+    th.Property(
+        "event",
+        th.ObjectType(additional_properties=True),
+        required=True,
+        description=(
+            "The whole event exactly as the API sent it (actor, targets, context and whatever "
+            "the beta adds): its schema is not published and may change."
+        ),
+    ),
+)
+"""Audit events v3 (beta): typed columns for what is documented, the whole event beside them."""

@@ -66,6 +66,7 @@ class Settings:
     end_bound: str | None = None
     """`end_date` normalised to the nanosecond (exclusive), for comparing with events."""
     strict_events: bool = False
+    v3_parameter_names: str = "current"
 
     def account(self, name: str) -> Account:
         """Find an account by its configured name.
@@ -289,6 +290,7 @@ def load_settings(config: Mapping[str, Any], schema: dict[str, Any]) -> Settings
         start_bound=_bound(config, "start_date", start_date),
         end_bound=_bound(config, "end_date", end_date),
         strict_events=bool(setting("strict_events")),
+        v3_parameter_names=setting("v3_parameter_names"),
     )
 
 

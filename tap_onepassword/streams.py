@@ -1,4 +1,4 @@
-"""The tap's streams: three event endpoints and the token introspection."""
+"""The tap's streams: three event endpoints, the token introspection, the opt-in v3 beta."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing_extensions import override
 
 from tap_onepassword import schemas
 from tap_onepassword.api import introspection_path
+from tap_onepassword.auditv3_stream import AuditEventsV3Stream
 from tap_onepassword.events import EventStream, OnePasswordStream
 from tap_onepassword.progress import Progress
 
@@ -61,6 +62,9 @@ EVENT_FEATURES: dict[str, str] = {
     for stream in EVENT_STREAMS
 }
 """Each event stream's name and its token feature (the endpoint's last path segment)."""
+
+OPT_IN_STREAMS: tuple[type[AuditEventsV3Stream], ...] = (AuditEventsV3Stream,)
+"""Streams read only when selected (`selected_by_default = False`): the v3 beta."""
 
 
 class IntrospectionStream(OnePasswordStream):

@@ -16,7 +16,7 @@ from tap_onepassword.fastpath import FastPathTap
 from tap_onepassword.output import SingerOutput
 from tap_onepassword.run import SyncRun
 from tap_onepassword.settings import schema_errors
-from tap_onepassword.streams import EVENT_STREAMS, IntrospectionStream
+from tap_onepassword.streams import EVENT_STREAMS, OPT_IN_STREAMS, IntrospectionStream
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -191,6 +191,18 @@ class TapOnePassword(FastPathTap):
             ),
         ),
         th.Property(
+            "v3_parameter_names",
+            th.StringType,
+            default="current",
+            allowed_values=["current", "legacy"],
+            title="v3 parameter names",
+            description=(
+                "Audit events v3 (beta) only: `current` sends max_page_size and page_token; "
+                "`legacy` sends the beta's earlier page_size and next_page_token. Answers "
+                "are read in either form."
+            ),
+        ),
+        th.Property(
             "ca_bundle",
             th.StringType,
             title="CA bundle",
@@ -278,6 +290,7 @@ class TapOnePassword(FastPathTap):
         return [
             IntrospectionStream(self, self.run),
             *(stream(self, self.run) for stream in EVENT_STREAMS),
+            *(stream(self, self.run) for stream in OPT_IN_STREAMS),
         ]
 
     @property

@@ -1,9 +1,11 @@
-"""A local 1Password Events API (v1 and v2) for tests, demos and benchmarks.
+"""A local 1Password Events API (v1, v2 and the v3 audit events beta) for tests and demos.
 
-The emulator serves the two introspection GETs and the six data POSTs with deterministic,
-realistic events for several accounts, and lets a caller inject faults, move time and read the
-requests it saw. It runs on the standard library's threaded HTTP server and never imports the
-tap. Anything else answers 404 with the plain text ``404 page not found``.
+The emulator serves the two introspection GETs, the six data POSTs and the v3 beta's
+``GET /api/v3/auditevents`` (see ``v3.py``: the v3 event shape beyond ``insert_time`` and
+``action`` is the emulator's own) with deterministic, realistic events for several accounts,
+and lets a caller inject faults, move time and read the requests it saw. It runs on the
+standard library's threaded HTTP server and never imports the tap. Anything else answers 404
+with the plain text ``404 page not found``.
 
 Python API::
 
@@ -16,6 +18,7 @@ Python API::
         emu.account("acme").token                       # JWT-shaped bearer token
         emu.mint_token("acme", features=["itemusages"], exp=None, aud=None)
         emu.events("acme", "signinattempts", version="v2")    # list[dict] exactly as served
+        emu.events("acme", "auditevents", version="v3")       # v3: in insertion order
         emu.add_events("acme", "auditevents", 5, late=False)  # ingest now; late=True: stamps
                                                               #   older than events served
         emu.fail_next("/api/v2/itemusages", "503", count=2)   # or path "*"; see below
@@ -34,7 +37,7 @@ Python API::
 
 ``Emulator(seed=1, events=1000, accounts=None, latency_ms=0, retry_after=None,
 error_style="legacy", rate_limit_per_minute=600, rate_limit_per_hour=30_000,
-re_serve_final_page=False)``;
+re_serve_final_page=False, v3_legacy_names=False)``;
 ``start(host="127.0.0.1", port=0)`` returns the emulator, ``stop()`` ends it.
 ``events`` is per stream (account and feature), spread over the last 90 days with about one
 event in 400 arriving late. Default accounts (``DEFAULT_ACCOUNTS``): ``acme`` (all three
@@ -50,6 +53,8 @@ Faults (``fail_next(path, fault, count=1, **params)``): ``"429"`` (``retry_after
 (200, ``has_more: true``, the request's cursor, no items), ``"reject_cursor"`` (400),
 ``"drip"`` (``seconds=S``, default 10: the whole answer, status line to last byte, sent a few
 bytes at a time over S seconds, every piece within 0.1 s of the last).
+Any fault takes ``after=N``: N matching requests pass first; ``"reject_cursor"`` on v3 is a
+rejected page token.
 
 The clock (``emu.now``) drives rate-limit windows (600 a minute and 30,000 an hour per token),
 the 120-day retention, the default ``start_time`` (one hour back), token expiry and the
@@ -80,7 +85,8 @@ request log keeps the last ``REQUEST_LOG_SIZE`` (100,000) API requests.
 
 Command line: ``tap-onepassword-emulator --port 0 --seed 1 --events 1000 [--latency-ms L]
 [--retry-after S] [--error-style legacy|status] [--rate-limit-per-minute N]
-[--rate-limit-per-hour N] [--re-serve-final-page] [--host H]`` prints one JSON line
+[--rate-limit-per-hour N] [--re-serve-final-page] [--v3-legacy-names] [--host H]`` prints one
+JSON line
 ``{"base_url", "accounts": [{name, token, account_uuid, features}]}`` and serves until
 Ctrl-C or SIGTERM. Tokens are signed with a key derived from the seed, so they stay valid
 across restarts with the same seed;

@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = _OneLineParser(
         prog="tap-onepassword-emulator",
-        description="A local 1Password Events API (v1 and v2) with deterministic data.",
+        description=(
+            "A local 1Password Events API (v1, v2 and the v3 audit events beta) with "
+            "deterministic data."
+        ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument(
@@ -110,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a final page's cursor points at that page's first event, so posting it again "
         "serves the page again plus anything new",
     )
+    parser.add_argument(
+        "--v3-legacy-names",
+        action="store_true",
+        help="v3: read the beta's earlier names (page_size, next_page_token), answer has_more",
+    )
     return parser
 
 
@@ -133,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             rate_limit_per_minute=args.rate_limit_per_minute,
             rate_limit_per_hour=args.rate_limit_per_hour,
             re_serve_final_page=args.re_serve_final_page,
+            v3_legacy_names=args.v3_legacy_names,
         ).start(host=args.host, port=args.port)
     except OSError as exc:
         print(  # noqa: T201 - the command's one-line error

@@ -39,6 +39,7 @@ from onepassword_emulator.server import (
 )
 from onepassword_emulator.service import ERROR_STYLES, EventsService, ServiceSettings
 from onepassword_emulator.store import CursorCodec, EventStream
+from onepassword_emulator.v3 import V3_FEATURE, render_positions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -69,6 +70,7 @@ class Emulator:
         rate_limit_per_minute: int = 600,
         rate_limit_per_hour: int = 30_000,
         re_serve_final_page: bool = False,
+        v3_legacy_names: bool = False,
     ) -> None:
         """Generate ``events`` events per feature for each account (default: acme, globex, initech).
 
@@ -87,6 +89,8 @@ class Emulator:
             re_serve_final_page: a final page's cursor points at that page's first event, so
                 posting it again serves the page again plus anything new (see
                 :attr:`re_serve_final_page`).
+            v3_legacy_names: the v3 route reads the beta's earlier parameter names
+                (``page_size``, ``next_page_token``) and answers with ``has_more``.
 
         """
         if error_style not in ERROR_STYLES:
@@ -150,6 +154,7 @@ class Emulator:
                 error_style=error_style,
                 retry_after=retry_after,
                 re_serve_final_page=re_serve_final_page,
+                v3_legacy_names=v3_legacy_names,
             ),
         )
 
@@ -290,7 +295,7 @@ class Emulator:
                 renderer = StreamRenderer(self._profiles[account], feature, stream_key)
                 end_ns = self._started_ns - 60 * NANOS_PER_SECOND
                 stamps = initial_timestamps(stream_key, self._initial_events, end_ns)
-                stream = EventStream(renderer, stamps)
+                stream = EventStream(renderer, stamps, insertion=feature == V3_FEATURE)
                 self._streams[key] = stream
         return stream
 
@@ -304,11 +309,15 @@ class Emulator:
         """Return every event the API would serve for ``account``/``feature`` right now.
 
         Events are in ingestion order, the 120-day retention applied, rendered exactly as the
-        ``version`` endpoint serves them (v1 lacks the v2-only fields).
+        ``version`` endpoint serves them (v1 lacks the v2-only fields; ``v3``, audit events
+        only, is the emulator's v3 shape, in insertion order, retention on insertion time).
         """
-        v2 = _is_v2(version)
         stream = self._checked_stream(account, feature)
         cutoff = self.service.retention_start_ns()
+        if _is_v3(version, feature):
+            retained = range(stream.first_inserted_after(cutoff - 1), len(stream))
+            return render_positions(stream, retained, self.account(account).account_uuid)
+        v2 = _is_v2(version)
         render = stream.renderer.render
         texts = [
             render(position, stamp, v2=v2)
@@ -330,9 +339,12 @@ class Emulator:
 
         With ``late=True`` their timestamps lie up to an hour before the newest event already
         ingested (never before the retention window): the service's eventual consistency,
-        which a cursor catches and a timestamp-based resume misses.
+        which a cursor catches and a timestamp-based resume misses. Audit events are inserted
+        now, all of them at one instant (whole milliseconds; a late event too: v3 serves it
+        after everything inserted before).
         """
-        v2 = _is_v2(version)
+        v3 = _is_v3(version, feature)
+        v2 = v3 or _is_v2(version)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             msg = "count must be a positive integer"
             raise ValueError(msg)
@@ -358,7 +370,9 @@ class Emulator:
                 else stamp
                 for stamp in stamps
             ]
-        positions = stream.append(stamps)
+        positions = stream.append(stamps, now if stream.keeps_insertion_times else None)
+        if v3:
+            return render_positions(stream, positions, self.account(account).account_uuid)
         render = stream.renderer.render
         texts = [render(position, stream.timestamp(position), v2=v2) for position in positions]
         return json.loads("[" + ",".join(texts) + "]")  # type: ignore[no-any-return]
@@ -371,7 +385,8 @@ class Emulator:
         Faults: ``"429"`` (``retry_after=None|seconds``), ``"500"``, ``"502"``, ``"503"``,
         ``"reset"``, ``"hang"`` (``seconds=S``, then a normal answer), ``"truncate"``
         (``incomplete=True`` announces the full length and drops the connection),
-        ``"empty_page"`` and ``"reject_cursor"``.
+        ``"empty_page"`` and ``"reject_cursor"``. ``after=N`` lets N matching requests pass
+        first.
         """
         return self.faults.schedule(path, str(fault), count, **params)
 
@@ -540,9 +555,16 @@ class Emulator:
         raise ControlError(msg, status=404)
 
 
+def _is_v3(version: str, feature: str) -> bool:
+    if version == "v3" and feature != V3_FEATURE:
+        msg = f"version v3 serves {V3_FEATURE} only"
+        raise ValueError(msg)
+    return version == "v3"
+
+
 def _is_v2(version: str) -> bool:
     if version not in ("v1", "v2"):
-        msg = "version must be 'v1' or 'v2'"
+        msg = "version must be 'v1', 'v2' or (audit events) 'v3'"
         raise ValueError(msg)
     return version == "v2"
 

@@ -27,7 +27,8 @@ FAULT_KINDS = (
 ``incomplete=True`` declares the full length and drops the connection), ``empty_page`` (200,
 ``has_more: true``, the same cursor, no items), ``reject_cursor`` (400 as for a bad cursor),
 ``drip`` (param ``seconds``: the whole answer, status line to last byte, sent a few bytes at a
-time over that long, default 10)."""
+time over that long, default 10). ``reject_cursor`` on v3 is a bad page token. Every fault
+also takes ``after=N``: let N matching requests pass first."""
 
 _PARAMS = {
     "429": {"retry_after"},
@@ -45,10 +46,13 @@ class Fault:
     kind: str
     remaining: int
     params: dict[str, Any] = field(default_factory=dict)
+    after: int = 0
+    """Matching requests still to let pass before the fault hits."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the fault as the control API lists it."""
-        return {"path": self.path, "fault": self.kind, "remaining": self.remaining, **self.params}
+        listed = {"path": self.path, "fault": self.kind, "remaining": self.remaining}
+        return {**listed, **({"after": self.after} if self.after else {}), **self.params}
 
 
 class FaultPlan:
@@ -73,6 +77,10 @@ class FaultPlan:
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             msg = "count must be a positive integer"
             raise ValueError(msg)
+        after = params.pop("after", 0)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            msg = "after must be a non-negative integer (requests to let pass first)"
+            raise ValueError(msg)
         unknown = set(params) - _PARAMS.get(kind, set())
         if unknown:
             msg = f"fault {kind!r} takes no parameter {', '.join(sorted(unknown))}"
@@ -87,7 +95,7 @@ class FaultPlan:
             ):
                 msg = f"{name} must be a non-negative number of seconds"
                 raise ValueError(msg)
-        fault = Fault(path, kind, count, dict(params))
+        fault = Fault(path, kind, count, dict(params), after)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -97,6 +105,9 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 if fault.path in ("*", path):
+                    if fault.after:
+                        fault.after -= 1
+                        return None
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)

@@ -44,6 +44,21 @@ class RateLimiter:
             hour.append(now)
             return True
 
+    def status(self, key: str) -> tuple[int, int, int]:
+        """Return the minute window of ``key`` as v3 reports it in ``RateLimit-*`` headers.
+
+        Returns:
+            (requests allowed a minute, requests left in the current window, whole seconds
+            until the oldest counted request leaves the window: 0 when none is counted).
+
+        """
+        now = self.clock.now_ns()
+        with self._lock:
+            minute = [stamp for stamp in self._minute.get(key, ()) if stamp > now - MINUTE_NS]
+        remaining = max(0, self.per_minute - len(minute))
+        reset = -(-(minute[0] + MINUTE_NS - now) // NANOS_PER_SECOND) if minute else 0
+        return self.per_minute, remaining, reset
+
     def reset(self) -> None:
         """Forget every request counted so far."""
         with self._lock:

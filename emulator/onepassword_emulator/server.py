@@ -66,6 +66,13 @@ class RequestRecord:
     cpu_seconds: float = 0.0
     user_agent: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    query: str = ""
+    """The URL's query string as sent (v3 passes its parameters there)."""
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query parameters, decoded (the last value of each)."""
+        return {key: values[-1] for key, values in parse_qs(self.query).items()}
 
     def to_json(self) -> dict[str, Any]:
         """Return the record as ``GET /_emulator/requests`` lists it."""
@@ -79,6 +86,7 @@ class RequestRecord:
             "fault": self.fault,
             "cpu_seconds": self.cpu_seconds,
             "user_agent": self.user_agent,
+            "query": self.query,
         }
 
 
@@ -224,7 +232,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             return
         if kind == "hang":
             emulator.stopping.wait(float(params.get("seconds", 30)))
-        response = emulator.service.handle(route, headers, body, kind, params)
+        response = emulator.service.handle(route, headers, body, kind, params, split.query)
         cpu = time.thread_time() - started_cpu
         if emulator.latency_ms:
             # The answer leaves latency_ms after the request arrived: handling is part of it.
@@ -237,6 +245,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             account=response.account,
             cpu=cpu,
             fault=kind,
+            query=split.query,
         )
         if kind == "truncate":
             self._send_truncated(response, incomplete=bool(params.get("incomplete")))
@@ -255,6 +264,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         account: str | None,
         cpu: float,
         fault: str | None,
+        query: str = "",
     ) -> None:
         emulator = self.server.emulator
         emulator.record(
@@ -268,6 +278,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 fault=fault,
                 cpu_seconds=cpu,
                 user_agent=self.headers.get("User-Agent"),
+                query=query,
             )
         )
 

@@ -17,6 +17,13 @@ from onepassword_emulator.credentials import TokenError
 from onepassword_emulator.data import FEATURES
 from onepassword_emulator.rfc3339 import TimestampError, format_ns, parse_ns
 from onepassword_emulator.store import CursorCodec, CursorRejected, CursorState
+from onepassword_emulator.v3 import (
+    V3_FEATURE,
+    V3_ROUTE,
+    V3RequestError,
+    answer_page,
+    parse_query,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,7 +86,7 @@ def route_of(method: str, path: str) -> str | None:
     """Return the API route a request addresses, or ``None`` (which answers 404)."""
     if method == "POST" and path in DATA_ROUTES:
         return path
-    if method == "GET" and path in INTROSPECTION_ROUTES:
+    if method == "GET" and (path in INTROSPECTION_ROUTES or path == V3_ROUTE):
         return path
     return None
 
@@ -94,6 +101,8 @@ class ServiceSettings:
     """A final page's cursor points at that page's first event, not past its last: posted
     again, it serves the page again plus anything new (what some collectors report of the
     real API)."""
+    v3_legacy_names: bool = False
+    """v3 reads the beta's earlier parameter names and answers with ``has_more`` (see v3.py)."""
 
 
 class EventsService:
@@ -173,18 +182,20 @@ class EventsService:
             return None, None
         return claims, self.account_for(claims)
 
-    def handle(
+    def handle(  # noqa: PLR0913, PLR0917 - positional: tests wrap it with *args
         self,
         route: str,
         headers: dict[str, str],
         body: bytes,
         fault: str | None = None,
         fault_params: dict[str, Any] | None = None,
+        query: str = "",
     ) -> ApiResponse:
         """Answer a request to an existing API ``route`` (``route_of`` already matched it).
 
         ``fault`` is a scheduled fault the service itself acts out (``429``, ``5xx``,
         ``reject_cursor``, ``empty_page``); the transport faults are the server's business.
+        ``query`` is the URL's query string (read by the v3 route only).
         """
         claims, account = self.identify(headers)
         name = account.name if account else None
@@ -194,7 +205,10 @@ class EventsService:
         elif fault in ("500", "502", "503"):
             response = self.error(int(fault))
         elif fault == "reject_cursor":
-            response = self.error(400, "invalid cursor")
+            rejected = "invalid page token" if route == V3_ROUTE else "invalid cursor"
+            response = self.error(400, rejected)
+        elif route == V3_ROUTE:
+            response = self._serve_v3(claims, account, query, empty_page=fault == "empty_page")
         else:
             response = self._serve(route, claims, account, body, empty_page=fault == "empty_page")
         response.account = name
@@ -222,6 +236,47 @@ class EventsService:
             return self._page(route, account, body, empty_page=empty_page)
         except ApiError as exc:
             return self.error(exc.status, exc.message)
+
+    def _serve_v3(
+        self, claims: TokenClaims | None, account: Account | None, query: str, *, empty_page: bool
+    ) -> ApiResponse:
+        if claims is None or account is None or V3_FEATURE not in claims.features:
+            return self.error(401)
+        key = _rate_key(claims)
+        if not self.limiter.allow(key):
+            response = self.rate_limited(self.settings.retry_after)
+        else:
+            response = self._v3_page(account, query, empty_page=empty_page)
+        limit, remaining, reset = self.limiter.status(key)
+        response.headers.update(
+            {
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": str(remaining),
+                "RateLimit-Reset": str(reset),
+            }
+        )
+        return response
+
+    def _v3_page(self, account: Account, query: str, *, empty_page: bool) -> ApiResponse:
+        stream = self.streams(account.name, V3_FEATURE)
+        codec = self.codec
+        legacy = self.settings.v3_legacy_names
+        try:
+            page = parse_query(
+                query,
+                account=account.name,
+                stream=stream,
+                codec=codec,
+                now_ns=self.clock.now_ns(),
+                retention_ns=self.retention_start_ns(),
+                legacy=legacy,
+            )
+        except V3RequestError as exc:
+            return self.error(400, str(exc))
+        if empty_page:
+            page = replace(page, limit=0)
+        body = answer_page(page, stream, codec, account.account_uuid, legacy=legacy)
+        return ApiResponse(200, body)
 
     def _introspect(self, version: str, claims: TokenClaims, account: Account) -> ApiResponse:
         issued_at = format_ns(claims.issued_at * NANOS_PER_SECOND)

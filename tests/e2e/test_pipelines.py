@@ -405,4 +405,50 @@ def test_a_revoked_account_fails_the_run_while_the_others_land_and_resume(
         reloaded = batched_at(conn)
     read_again = [key for key, when in loaded_at.items() if reloaded[key] != when]
     assert read_again == [], f"events of the first run were loaded again: {read_again[:3]}"
+
+
+# --------------------------------------------------------------------------- audit events v3
+
+
+def test_v3_beta_lands_only_when_selected_and_twice_run_lands_each_event_once(
+    meltano: MeltanoProject,
+    postgres_cluster: PostgresCluster,
+    start_emulator: Callable[..., Emulator],
+) -> None:
+    """Meltano's `select` (here from the environment) opts in; the whole event lands as jsonb."""
+    emulator = start_emulator(seed=23, events=50)
+    meltano.env.update(tap_env(emulator, page_size=20))
+    use_postgres(meltano, postgres_cluster, "e2e_v3")
+    plain = meltano.run("run", "tap-onepassword", "target-postgres")
+    assert plain.returncode == 0, plain.output[-4000:]
+    assert not any(r.path == "/api/v3/auditevents" for r in emulator.requests)
+
+    meltano.env["TAP_ONEPASSWORD__SELECT"] = json.dumps(["*.*"])
+    run1 = meltano.run("run", "tap-onepassword", "target-postgres")
+    assert run1.returncode == 0, run1.output[-4000:]
+    for account in ("acme", "initech"):
+        emulator.add_events(account, "auditevents", 3)
+        emulator.add_events(account, "auditevents", 2, late=True)
+    run2 = meltano.run("run", "tap-onepassword", "target-postgres")
+    assert run2.returncode == 0, run2.output[-4000:]
+
+    expected = {
+        (account.name, event["uuid"]): event
+        for account in emulator.accounts
+        for event in emulator.events(account.name, "auditevents", version="v3")
+    }
+    with psycopg.connect(postgres_cluster.conninfo("e2e_v3")) as conn:
+        assert primary_key(conn, "audit_events_v3") == ["account_name", "event_id"]
+        rows = conn.execute(
+            f"SELECT account_name, event_id, event, action_verb FROM {SCHEMA}.audit_events_v3"
+        ).fetchall()
+        batches = conn.execute(
+            f"SELECT count(DISTINCT _sdc_batched_at) FROM {SCHEMA}.audit_events_v3"
+        ).fetchone()
+    assert len(rows) == len(expected)
+    for account, event_id, event, verb in rows:
+        assert event == expected[account, event_id]
+        assert verb == event["action"].rsplit(".", 1)[-1]
+    assert batches is not None
+    assert batches[0] >= 2, "the second run landed nothing"
     assert_no_token(emulator, run1.output, run2.output)

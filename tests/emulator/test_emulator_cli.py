@@ -126,3 +126,17 @@ def test_a_busy_port_ends_in_one_line_and_exit_1(launch) -> None:
     assert len(err.strip().splitlines()) == 1
     assert "cannot serve on 127.0.0.1" in err
     assert "Traceback" not in err
+
+
+def test_the_v3_legacy_names_switch_from_the_command_line(launch) -> None:
+    process = launch("--port", "0", "--events", "5", "--v3-legacy-names")
+    line = json.loads(_first_line(process))
+    headers = {"Authorization": f"Bearer {line['accounts'][0]['token']}"}
+    url = line["base_url"] + "/api/v3/auditevents"
+    legacy = requests.get(url, params={"page_size": 2}, headers=headers, timeout=10)
+    assert legacy.status_code == 200
+    assert set(legacy.json()) == {"audit_events", "next_page_token", "has_more"}
+    current = requests.get(url, params={"max_page_size": 2}, headers=headers, timeout=10)
+    assert current.status_code == 400
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0

@@ -331,6 +331,7 @@ def run_command_and_kill(  # noqa: PLR0913
     env: dict[str, str] | None = None,
     timeout: float = 300,
     name: str = "run",
+    args: tuple[str, ...] = (),
 ) -> tuple[TapResult, bool]:
     """Run the tap and signal it (SIGKILL unless ``sig`` says otherwise) once
     ``kill_after_lines`` stdout lines were read; a SIGTERMed tap may still write its last
@@ -339,7 +340,7 @@ def run_command_and_kill(  # noqa: PLR0913
     Returns the result (with whatever complete lines a target would have received) and whether
     the kill happened (False when the tap finished first).
     """
-    cmd = tap_args(workdir, config, state=state, name=name)
+    cmd = tap_args(workdir, config, state=state, args=args, name=name)
     stderr_path = workdir / f"{name}-stderr.txt"
     started = time.monotonic()
     with stderr_path.open("w", encoding="utf-8") as stderr_file:
@@ -393,3 +394,13 @@ def run_cli(
 ) -> TapResult:
     """Run the real `tap-onepassword` command with a config file (``run_command``'s short form)."""
     return run_command(tmp_path, config, args=args, env=env)
+
+
+def selecting(config: dict[str, Any], *streams: str) -> dict[str, Any]:
+    """The tap's discovered catalog with exactly `streams` selected (as Meltano's select does)."""
+    catalog = TapOnePassword(config=config).catalog_dict
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog

@@ -146,6 +146,7 @@ def test_discovery_needs_no_valid_config() -> None:
     tap = TapOnePassword(config={}, validate_config=False)
     assert sorted(tap.streams) == [
         "audit_events",
+        "audit_events_v3",
         "introspection",
         "item_usages",
         "sign_in_attempts",
