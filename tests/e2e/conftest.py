@@ -10,21 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 
 from onepassword_emulator import Emulator
+from tests.support.postgres import PostgresCluster, throwaway_postgres
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -36,131 +32,18 @@ MELTANO = Path(sys.executable).with_name("meltano")
 _FOREIGN_ENV_PREFIXES = ("TAP_ONEPASSWORD_", "TARGET_JSONL_", "TARGET_POSTGRES_", "MELTANO_")
 
 
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # --------------------------------------------------------------------------- PostgreSQL
-
-
-def _postgres_bin(name: str) -> str:
-    """Find a PostgreSQL server program on PATH or in Debian's versioned folders."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if candidates:
-        return str(candidates[-1])
-    pytest.fail(
-        f"PostgreSQL server program {name!r} not found: run `make test` "
-        "(it installs postgresql-15) or `apt-get install postgresql-15`",
-    )
-
-
-@dataclass
-class PostgresCluster:
-    """A PostgreSQL cluster listening on 127.0.0.1, owned by the test session."""
-
-    port: int
-    password: str
-    user: str = "postgres"
-    host: str = "127.0.0.1"
-
-    def conninfo(self, dbname: str = "postgres") -> str:
-        """Return a libpq connection string for one database of the cluster."""
-        return (
-            f"host={self.host} port={self.port} user={self.user} "
-            f"password={self.password} dbname={dbname}"
-        )
-
-    def create_database(self, name: str) -> str:
-        """Create an empty database and return its name."""
-        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return name
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """Start a throwaway PostgreSQL cluster for the session and remove it afterwards.
 
-    The server refuses to run as root, and CI runs as root: then initdb and the server run as
-    the `postgres` system user, in a temporary folder that user owns. Connections over TCP
-    need the password (scram-sha-256), as a real server would.
+    Its time zone is far from UTC: a date-time that lost its UTC normalisation on the way
+    would land hours off.
     """
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    root = Path(tempfile.mkdtemp(prefix="tap-onepassword-pg-"))
-    if as_postgres:
-        shutil.chown(root, user="postgres", group="postgres")
-    data_dir, log_file = root / "data", root / "server.log"
-    cluster = PostgresCluster(port=free_port(), password=secrets.token_urlsafe(16))
-    password_file = root / "password"
-    password_file.write_text(cluster.password)
-    if as_postgres:
-        shutil.chown(password_file, user="postgres", group="postgres")
-    subprocess.run(
-        [
-            *as_postgres,
-            _postgres_bin("initdb"),
-            "-D",
-            str(data_dir),
-            "-U",
-            cluster.user,
-            f"--pwfile={password_file}",
-            "--auth-host=scram-sha-256",
-            "--auth-local=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--no-instructions",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    # A server time zone far from UTC: a date-time that lost its UTC normalisation on the way
-    # would land hours off.
-    options = (
-        f"-p {cluster.port} -c listen_addresses=127.0.0.1 -k {root} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c timezone=Asia/Kolkata"
-    )
-    pg_ctl = _postgres_bin("pg_ctl")
-    started = subprocess.run(
-        [
-            *as_postgres,
-            pg_ctl,
-            "-D",
-            str(data_dir),
-            "-l",
-            str(log_file),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    try:
-        if started.returncode != 0:
-            log = log_file.read_text() if log_file.exists() else ""
-            pytest.fail(f"PostgreSQL did not start: {started.stderr.strip()}\n{log}")
+    with throwaway_postgres(timezone="Asia/Kolkata") as cluster:
         yield cluster
-    finally:
-        subprocess.run(
-            [*as_postgres, pg_ctl, "-D", str(data_dir), "-m", "immediate", "-w", "stop"],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- Meltano

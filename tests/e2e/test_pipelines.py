@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from onepassword_emulator import Emulator
-    from tests.e2e.conftest import MeltanoProject, PostgresCluster
+    from tests.e2e.conftest import MeltanoProject
+    from tests.support.postgres import PostgresCluster
 
 pytestmark = pytest.mark.timeout(600)
 

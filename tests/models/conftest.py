@@ -21,7 +21,6 @@ from tests.e2e.conftest import (
     PROJECT_ROOT,
     MeltanoProject,
     MeltanoResult,
-    PostgresCluster,
     _clean_environ,
     meltano_installed,
     postgres_cluster,
@@ -31,6 +30,8 @@ from tests.e2e.conftest import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from tests.support.postgres import PostgresCluster
 
 
 SEED = 131

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.orchestrate.groups_harness import PROJECT_ROOT, Postgres, throwaway_postgres
+from tests.orchestrate.groups_harness import PROJECT_ROOT, Postgres
+from tests.support.postgres import throwaway_postgres
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

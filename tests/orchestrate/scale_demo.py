@@ -34,8 +34,8 @@ from tests.orchestrate.groups_harness import (
     Postgres,
     deployment,
     group_step,
-    throwaway_postgres,
 )
+from tests.support.postgres import throwaway_postgres
 
 
 def arguments() -> argparse.Namespace:
