@@ -374,7 +374,11 @@ def tap_config(emu: EmulatorProcess, *, page_size: int, since: str) -> dict[str,
 
 
 def discover(config_path: Path, workdir: Workdir, *, selected: bool = True) -> Path:
-    """Run ``--discover`` and return a catalog with every stream (de)selected, as Meltano does."""
+    """Run ``--discover`` and return a catalog selecting the streams a default run reads.
+
+    That is the streams selected by default (the v3 beta stream is opt-in, and the raw floor
+    does not read it), or with ``selected=False`` none: the run's fixed cost.
+    """
     out = subprocess.run(
         [PYTHON, "-m", "tap_onepassword", "--config", str(config_path), "--discover"],
         capture_output=True,
@@ -388,7 +392,8 @@ def discover(config_path: Path, workdir: Workdir, *, selected: bool = True) -> P
     for entry in catalog["streams"]:
         for item in entry.get("metadata", []):
             if not item.get("breadcrumb"):
-                item["metadata"]["selected"] = selected
+                metadata = item["metadata"]
+                metadata["selected"] = selected and metadata.get("selected-by-default", False)
     return workdir.write("catalog.json" if selected else "catalog-none.json", catalog)
 
 

@@ -227,6 +227,15 @@ class AccountMeters(Stream):
     def get_sync_timer(self) -> AccountTimer:
         return AccountTimer(metrics.Metric.SYNC_DURATION, {metrics.Tag.STREAM: self.name})
 
+    def count_records(self, count: int) -> None:
+        """Count `count` records written besides those the SDK counted, one per item it saw.
+
+        Args:
+            count: The records.
+
+        """
+        self.record_counter.increment(count)
+
     def log_record_count_if_due(self) -> None:
         """Log the account's record count so far when its interval has passed (once a page)."""
         counter = getattr(self, "record_counter", None)

@@ -145,6 +145,7 @@ class EventStream(OnePasswordStream):
             (self.settings.start_bound, self.end_bound),
             self.logger,
             strict=self.settings.strict_events,
+            whole_pages=self.writes_whole_pages,
         )
 
     @property

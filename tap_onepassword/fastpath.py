@@ -7,13 +7,14 @@ after each page anyway, a child-context copy per record without child streams, a
 of the whole state per STATE message. The overrides below skip exactly that work, and only
 when it could not change the output; the tests compare the output of both paths.
 
-`FastPathStream`, the base of the tap's streams, writes a record straight into the
-`SingerOutput` buffer when nothing on the SDK's path could change it (every property selected,
-no stream map or flattening, no type conformance, no batch files, no child streams), possibly
-already encoded by a read-ahead worker (`EncodedRecord`). The records of one page share one
-`time_extracted`. It defers the SDK's per-record bookmark update to the next moment state is
-written or finalised (for a sorted, unchecked stream the SDK keeps only the latest record's
-value). `LEAN_OUTPUT = False` turns all of that off.
+`FastPathStream`, the base of the tap's streams, writes a record straight into the `SingerOutput`
+buffer when nothing on the SDK's path could change it (every property selected, no stream map or
+flattening, no type conformance, no batch files, no child streams), possibly already encoded by a
+read-ahead worker (`EncodedRecord`), or a whole prepared page of them at once (`EncodedPage`: the
+SDK's per-record loop then runs once per page, and the stream counts the page's other records). The
+records of one page share one `time_extracted`. It defers the SDK's per-record bookmark update to
+the next moment state is written or finalised (for a sorted, unchecked stream the SDK keeps only the
+latest record's value). `LEAN_OUTPUT = False` turns all of that off.
 
 `FastPathTap`, the base of the tap, replaces the SDK's STATE writer with `StateOutput` (paced
 by `state_interval`), runs the sync inside the tap's `sync_tuning`, writes the run's last STATE
@@ -29,7 +30,7 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime, timezone
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers._state import get_state_partitions_list
@@ -39,7 +40,7 @@ from singer_sdk.streams._state import StreamStateManager
 from typing_extensions import override
 
 from tap_onepassword.cadence import StateCadence
-from tap_onepassword.output import EncodedRecord, SingerOutput, StateOutput
+from tap_onepassword.output import EncodedPage, EncodedRecord, SingerOutput, StateOutput
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -159,6 +160,9 @@ class IndexedStateManager(StreamStateManager):
         return super().get_context_state(context)
 
 
+_ENCODED: Final = (EncodedRecord, EncodedPage)
+
+
 class FastPathStream(Stream):
     """Stream mix-in: the SDK's record and bookmark bookkeeping without per-record waste.
 
@@ -224,6 +228,31 @@ class FastPathStream(Stream):
         """
         return self._lean_writer is not None
 
+    @property
+    def writes_whole_pages(self) -> bool:
+        """Whether the stream may yield a prepared page's records as one `EncodedPage`.
+
+        Only on the lean path, for a stream that moves its bookmark itself (a page item has
+        no replication key) and outside dry runs (which count records against a limit).
+        """
+        return (
+            self._lean_writer is not None
+            and not self.BOOKMARK_PER_RECORD
+            and self.ABORT_AT_RECORD_COUNT is None
+        )
+
+    def count_records(self, count: int) -> None:
+        """Count `count` records the SDK did not count: it counts an `EncodedPage` as one.
+
+        Args:
+            count: Records written beyond those the SDK counted.
+
+        Raises:
+            NotImplementedError: A stream that yields `EncodedPage`s must count.
+
+        """
+        raise NotImplementedError
+
     @cached_property
     def _deferred_bookmark_key(self) -> str | None:
         """The replication key, when the SDK keeps only the latest record's value for it.
@@ -242,7 +271,7 @@ class FastPathStream(Stream):
     def _write_record_message(self, record: Record) -> None:
         writer = self._lean_writer
         if writer is None:
-            if type(record) is EncodedRecord:
+            if type(record) in _ENCODED:
                 msg = f"{self.name}: an encoded record reached the SDK's record writer"
                 raise RuntimeError(msg)
             super()._write_record_message(record)
@@ -254,7 +283,10 @@ class FastPathStream(Stream):
         if extracted_at is None:
             extracted_at = self._extracted_at = datetime.now(timezone.utc)
             self.state_manager.is_flushed = False
-        if type(record) is EncodedRecord:
+        if type(record) is EncodedPage:
+            writer.write_encoded_lines(self.name, record.lines, self._stream_version, extracted_at)
+            self.count_records(record.count - 1)  # the SDK counts this item as one record
+        elif type(record) is EncodedRecord:
             writer.write_encoded(self.name, record.json, self._stream_version, extracted_at)
         else:
             writer.write_record(self.name, record, self._stream_version, extracted_at)
@@ -310,7 +342,7 @@ class FastPathStream(Stream):
         if self.child_streams:
             super()._process_record(record, child_context, partition_context)
             return
-        if type(record) is EncodedRecord:
+        if type(record) in _ENCODED:
             return  # made with the partition's keys
         # Without child streams the SDK would build and copy a child context per record only
         # to find nobody to sync with it; what remains is adding the partition's keys.

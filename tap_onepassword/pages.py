@@ -157,10 +157,11 @@ class PreparedPage:
 
     Read-ahead prepares the pages of a stream whose records reach the output unchanged (see
     `fastpath.FastPathStream`): a worker parses, shapes and encodes them while the SDK side
-    waits on the network, and when the page's turn comes the SDK side only copies the JSON.
-    The records' JSON is one block of bytes, about the size of the page's text: nothing for
-    the garbage collector to walk, and one allocation to free rather than a thousand blocks of
-    some 700 bytes each (too large for Python's small-object allocator: from the C heap).
+    waits on the network, and when the page's turn comes the SDK side only copies the JSON
+    (usually the whole page at once, `SingerOutput.write_encoded_lines`). The records' JSON is
+    one block of bytes, one record per line, about the size of the page's text: nothing for the
+    garbage collector to walk, and one allocation to free rather than a thousand blocks of some
+    700 bytes each (too large for Python's small-object allocator: from the C heap).
     `EventRecords.prepare` makes one.
     """
 
@@ -173,9 +174,9 @@ class PreparedPage:
     ids: list[str]
     """Each record's `uuid`, in order."""
     text: bytes
-    """The records' JSON, one after another."""
+    """The records' JSON, each followed by a newline (which JSON text never holds raw)."""
     ends: list[int]
-    """Where each record's JSON ends in `text`."""
+    """Where each record's JSON ends in `text` (its newline is at that offset)."""
     newest: str | None
     """The largest of `timestamps`."""
     error: Exception | None
@@ -244,7 +245,7 @@ class PreparedPage:
         start = 0
         for timestamp, end in zip(self.timestamps, self.ends, strict=True):
             yield timestamp, view[start:end]
-            start = end
+            start = end + 1  # past the newline after each record
 
     def parsed(self) -> PreparedPage:
         """Return the page itself (ready as it is).

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.event_ids import surrogate_uuid
-from tap_onepassword.output import EncodedRecord, encode_record_into
+from tap_onepassword.output import (
+    RECORD_SEPARATOR,
+    EncodedPage,
+    EncodedRecord,
+    encode_record_into,
+)
 from tap_onepassword.pages import MalformedEvents, PreparedPage
 from tap_onepassword.timestamps import normalise_timestamp
 
@@ -46,7 +51,7 @@ class PageTally:
 class EventRecords:
     """How one event stream makes records of the API's events."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the stream's name, schema, bounds, logger and two switches
         self,
         stream_name: str,
         schema: dict[str, Any],
@@ -54,6 +59,7 @@ class EventRecords:
         logger: logging.Logger,
         *,
         strict: bool = False,
+        whole_pages: bool = False,
     ) -> None:
         """Describe the records of one stream.
 
@@ -64,11 +70,14 @@ class EventRecords:
             logger: Where unknown fields are named.
             strict: `strict_events`: an event without a uuid or a readable timestamp stops
                 the run.
+            whole_pages: Whether the stream writes a prepared page's records as one
+                `EncodedPage` (`FastPathStream.writes_whole_pages`).
 
         """
         self.name = stream_name
         self.start_bound, self.end_bound = bounds
         self.strict = strict
+        self.whole_pages = whole_pages
         self.logger = logger
         self._known_fields = frozenset(schema["properties"])
         self._reported_fields: set[str] = set()
@@ -100,6 +109,7 @@ class EventRecords:
                 timestamps.append(timestamp)
                 ids.append(record["uuid"])
                 ends.append(len(text))
+                text.append(RECORD_SEPARATOR)
         except ApiResponseError as exc:
             error = exc
         return PreparedPage.of(
@@ -122,8 +132,9 @@ class EventRecords:
     ) -> Iterator[dict[str, Any]]:
         """Yield the records of a page to emit: those whose id the tail memory does not hold.
 
-        A prepared page's records come as `EncodedRecord`s; its error, if preparing stopped
-        at an event, is raised after the records before it.
+        A prepared page's records come as `EncodedRecord`s, or as one `EncodedPage` when the
+        stream writes whole pages and every record is to be emitted (the usual case); its error, if
+        preparing stopped at an event, is raised after the records before it.
 
         Args:
             page: A parsed or prepared page.
@@ -139,13 +150,19 @@ class EventRecords:
         seen = tail.seen if tail else None  # usually nothing is remembered: no check per record
         if isinstance(page, PreparedPage):
             tally.ids = page.ids
-            records = page.record_json()
-            if seen is not None:
-                records = self._unseen(records, page.ids, seen, tally)
-            for timestamp, json_text in records:
-                encoded = EncodedRecord(timestamp=timestamp, account_name=account_name)
-                encoded.json = json_text
-                yield encoded
+            if self.whole_pages and seen is None:
+                if page.ends:
+                    whole = EncodedPage(account_name=account_name)
+                    whole.lines, whole.count = page.text, len(page.ends)
+                    yield whole
+            else:
+                records = page.record_json()
+                if seen is not None:
+                    records = self._unseen(records, page.ids, seen, tally)
+                for timestamp, json_text in records:
+                    encoded = EncodedRecord(timestamp=timestamp, account_name=account_name)
+                    encoded.json = json_text
+                    yield encoded
             malformed.add(page.malformed)
             if page.error is not None:
                 raise page.error

@@ -50,20 +50,44 @@ def lean_records_written(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             real(self, stream, *args)
 
         monkeypatch.setattr(SingerOutput, method, note)
+    real_lines = SingerOutput.write_encoded_lines
+
+    def note_lines(self: SingerOutput, stream: str, lines: bytes, *args: Any) -> None:
+        written.extend([stream] * lines.count(b"\n"))  # a whole prepared page
+        real_lines(self, stream, lines, *args)
+
+    monkeypatch.setattr(SingerOutput, "write_encoded_lines", note_lines)
     return written
 
 
+@pytest.fixture
+def whole_pages_written(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many records each `EncodedPage` written held, in order."""
+    held: list[int] = []
+    real = SingerOutput.write_encoded_lines
+
+    def note(self: SingerOutput, stream: str, lines: bytes, *args: Any) -> None:
+        held.append(lines.count(b"\n"))
+        real(self, stream, lines, *args)
+
+    monkeypatch.setattr(SingerOutput, "write_encoded_lines", note)
+    return held
+
+
 def test_the_lean_path_writes_every_message_the_sdk_path_writes(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, lean_records_written: list[str]
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    lean_records_written: list[str],
+    whole_pages_written: list[int],
 ) -> None:
-    # The SDK also checkpoints every 150 records, in the middle of pages of 100 (interval 0:
-    # each one goes out): both ways must write the same STATE there.
-    monkeypatch.setattr(EventStream, "STATE_MSG_FREQUENCY", 150)
+    # Pages of 100 (interval 0: every STATE goes out), prepared ahead and written whole.
     config = config_for(
         emulator, page_size=100, start_date=fixed_start(emulator), state_interval_seconds=0
     )
     lean = run_tap(config)
     assert len(lean_records_written) == EVENTS
+    assert sum(whole_pages_written) == EVENTS  # every page went out whole
+    assert len(whole_pages_written) == EVENTS // 100
     with monkeypatch.context() as sdk:
         use_sdk_path(sdk)
         written_before = len(lean_records_written)
@@ -71,9 +95,6 @@ def test_the_lean_path_writes_every_message_the_sdk_path_writes(
         assert len(lean_records_written) == written_before  # the SDK path really ran
     assert comparable(lean) == comparable(plain)
     assert sum(m["type"] == "RECORD" for m in lean) == EVENTS + 3  # and introspection
-    # Mid-page checkpoints happened (holding the last whole page's cursor and bookmark).
-    mid_page = [m for m in lean if m["type"] == "STATE"]
-    assert len(mid_page) > len(lean) // 150 // 2
 
     # An incremental run from that state, with new and late events, the same both ways.
     emulator.add_events("acme", "auditevents", 130)
@@ -84,6 +105,32 @@ def test_the_lean_path_writes_every_message_the_sdk_path_writes(
         plain_next = run_tap(config, state=final_state(plain))
     assert comparable(lean_next) == comparable(plain_next)
     assert sum(m["type"] == "RECORD" for m in lean_next) == 130 + 40 + 3
+
+
+def test_record_by_record_the_lean_path_checkpoints_where_the_sdk_path_does(
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    lean_records_written: list[str],
+    whole_pages_written: list[int],
+) -> None:
+    # The SDK also checkpoints every 150 records, in the middle of pages of 100. A page
+    # written whole has no middle (and such a STATE would hold nothing the page's own STATE
+    # does not), so this compares the record-by-record lean path with the SDK's.
+    monkeypatch.setattr(EventStream, "STATE_MSG_FREQUENCY", 150)
+    monkeypatch.setattr(FastPathStream, "writes_whole_pages", property(lambda _: False))
+    config = config_for(
+        emulator, page_size=100, start_date=fixed_start(emulator), state_interval_seconds=0
+    )
+    lean = run_tap(config)
+    assert len(lean_records_written) == EVENTS
+    assert whole_pages_written == []
+    with monkeypatch.context() as sdk:
+        use_sdk_path(sdk)
+        plain = run_tap(config)
+    assert comparable(lean) == comparable(plain)
+    # Mid-page checkpoints happened (holding the last whole page's cursor and bookmark).
+    mid_page = [m for m in lean if m["type"] == "STATE"]
+    assert len(mid_page) > len(lean) // 150 // 2
 
 
 def _catalog_without(config: dict[str, Any], stream: str, field: str) -> dict[str, Any]:

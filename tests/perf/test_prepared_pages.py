@@ -14,7 +14,7 @@ import requests
 from tap_onepassword.errors import ApiResponseError
 from tap_onepassword.events import EventStream
 from tap_onepassword.fastpath import FastPathStream
-from tap_onepassword.output import EncodedRecord, SingerOutput, encode_record_into
+from tap_onepassword.output import EncodedPage, EncodedRecord, SingerOutput, encode_record_into
 from tap_onepassword.pages import MalformedEvents, Page, PreparedPage, decode_page
 from tap_onepassword.progress import Progress
 from tap_onepassword.streams import EVENT_FEATURES
@@ -87,11 +87,35 @@ def test_a_prepared_page_writes_the_record_lines_of_its_parsed_page(
     assert prepared.events == len(decode_page(body).items)
     assert prepared.timestamps == [timestamp for timestamp, _ in plain]
     assert prepared.newest == max((t for t in prepared.timestamps if t), default=None)
-    # Byte for byte the RECORD lines the writer makes of the parsed records.
-    assert written(
-        lambda w: [w.write_encoded(stream.name, j, None, WHEN) for _, j in prepared.record_json()]
-    ) == written(lambda w: [w.write_record(stream.name, r, None, WHEN) for _, r in plain])
-    # What emit yields for it carries what the SDK reads of a record before writing it.
+    # Byte for byte the RECORD lines the writer makes of the parsed records: one by one, and
+    # the whole page at once.
+    lines = written(lambda w: [w.write_record(stream.name, r, None, WHEN) for _, r in plain])
+    assert lines.count(b"\n") == len(plain)
+    assert (
+        written(
+            lambda w: [
+                w.write_encoded(stream.name, j, None, WHEN) for _, j in prepared.record_json()
+            ]
+        )
+        == lines
+    )
+    assert written(lambda w: w.write_encoded_lines(stream.name, prepared.text, None, WHEN)) == lines
+    # What emit yields for it: the whole page as one item...
+    assert stream.writes_whole_pages
+    records, error = emitted(stream, [prepared])
+    assert error is None
+    if plain:
+        (page,) = records
+        assert type(page) is EncodedPage
+        assert (page.count, page.lines, dict(page)) == (
+            len(plain),
+            b"".join(encode_record(record) + b"\n" for _, record in plain),
+            {"account_name": "default"},
+        )
+    else:
+        assert records == []
+    # ... or record by record, each carrying what the SDK reads of a record before writing it.
+    stream.event_records.whole_pages = False
     records, error = emitted(stream, [prepared])
     assert error is None
     assert [(r["timestamp"], r["account_name"], r.json) for r in records] == [
@@ -120,10 +144,15 @@ def test_end_date_and_a_broken_event_end_a_prepared_page_where_emit_ends_its_pag
         "2024-04-30T22:00:00.000000000Z",
     ]
     assert isinstance(prepared.error, ApiResponseError)
-    records, error = emitted(stream, [prepared])
     plain_records, plain_error = emitted(stream, [decode_page(body)])
+    assert "an event has no uuid" in str(plain_error)
+    assert len(plain_records) == 2
+    (page,), error = emitted(stream, [prepared])  # whole: the records before the error
     assert error == plain_error
-    assert "an event has no uuid" in str(error)
+    assert page.lines == b"".join(encode_record(r) + b"\n" for r in plain_records)
+    stream.event_records.whole_pages = False
+    records, error = emitted(stream, [prepared])  # one by one
+    assert error == plain_error
     assert [r.json for r in records] == [encode_record(r) for r in plain_records]
     assert all(b"unknown_field" not in r.json for r in records)
 
@@ -143,13 +172,14 @@ def test_prepared_pages_take_about_the_memory_of_their_text(emulator: Emulator) 
     assert 0.8 * len(body) < prepared.held_bytes < 2 * len(body)
 
 
+@pytest.mark.parametrize("kind", [EncodedRecord, EncodedPage])
 def test_an_encoded_record_never_reaches_the_sdk_record_writer(
-    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, kind: type[dict[str, Any]]
 ) -> None:
     monkeypatch.setattr(FastPathStream, "LEAN_OUTPUT", False)
     stream = tap_for(emulator).event_streams[0]
     assert not stream.writes_records_unchanged
-    record = EncodedRecord(timestamp="2024-05-01T00:00:00.000000000Z", account_name="default")
-    record.json = b"{}"
+    assert not stream.writes_whole_pages
+    record = kind(account_name="default")
     with pytest.raises(RuntimeError, match="an encoded record reached the SDK's record writer"):
         stream._write_record_message(record)

@@ -72,13 +72,13 @@ def test_read_ahead_writes_what_a_sequential_run_writes(
     # must wait for room, nearest partitions first, while the SDK emits.
     monkeypatch.setattr(SyncRun, "READ_AHEAD_BYTES", 300_000)
     encoded = Counter[bool]()
-    real_write_encoded = SingerOutput.write_encoded
+    real_write_lines = SingerOutput.write_encoded_lines
 
-    def write_encoded(self: SingerOutput, *args: Any) -> None:
-        encoded[SyncRun.READ_AHEAD_BYTES > 0] += 1
-        real_write_encoded(self, *args)
+    def write_encoded_lines(self: SingerOutput, stream: str, lines: bytes, *args: Any) -> None:
+        encoded[SyncRun.READ_AHEAD_BYTES > 0] += lines.count(b"\n")
+        real_write_lines(self, stream, lines, *args)
 
-    monkeypatch.setattr(SingerOutput, "write_encoded", write_encoded)
+    monkeypatch.setattr(SingerOutput, "write_encoded_lines", write_encoded_lines)
     config = config_for(slow_emulator, page_size=50, start_date=fixed_start(slow_emulator))
     ahead = run_tap(config)
     ahead_requests = slow_emulator.requests
@@ -301,6 +301,20 @@ def test_the_pace_keeps_few_pages_in_flight_when_answers_come_fast_and_many_when
     for _ in range(20):
         middle.measured(round_trip=0.030, cpu=0.010)
     assert middle.wanted == 4
+
+
+def test_answers_slowed_by_a_busy_process_do_not_add_pages_in_flight() -> None:
+    # Answers take 9 ms when one page is out; with more out, each waits for the others'
+    # decoding (and for the server) and takes longer. Counting those longer waits would ask
+    # for more pages still, and so on: the shortest recent round trip counts.
+    pace = Pace(16)
+    for n in range(40):
+        pace.measured(round_trip=0.009 if n % 8 == 0 else 0.009 * pace.wanted, cpu=0.010)
+    assert pace.wanted == 2
+    # When every answer really is slower (a farther network), the pace follows within a window.
+    for _ in range(Pace.ROUND_TRIPS):
+        pace.measured(round_trip=0.080, cpu=0.010)
+    assert pace.wanted == 9
 
 
 def test_read_ahead_starts_threads_only_as_the_pace_asks() -> None:
