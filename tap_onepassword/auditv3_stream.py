@@ -28,6 +28,7 @@ from tap_onepassword.auditv3 import (
     unknown_fields,
 )
 from tap_onepassword.errors import ApiResponseError, CursorRejectedError
+from tap_onepassword.eventfeed import EventFeed
 from tap_onepassword.events import OnePasswordStream
 from tap_onepassword.pages import V3_PARAMETER_NAMES
 from tap_onepassword.progress import Progress
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from tap_onepassword.settings import Account
 
 
-class AuditEventsV3Stream(OnePasswordStream):
+class AuditEventsV3Stream(EventFeed, OnePasswordStream):
     """Audit events from the v3 beta (`GET /api/v3/auditevents`), polled on insertion time.
 
     Opt-in (not selected unless the catalog or Meltano's `select` says so). A run's first
@@ -56,6 +57,7 @@ class AuditEventsV3Stream(OnePasswordStream):
 
     name = "audit_events_v3"
     feature = "auditevents"
+    API_VERSION = "v3"  # its own endpoint, whatever `api_version` (v1 or v2) says
     http_method = "GET"
     docs = ("v3 beta", "https://developer.1password.com/docs/events-api/beta/")
     schema = schemas.AUDIT_EVENT_V3.to_dict()
@@ -67,9 +69,6 @@ class AuditEventsV3Stream(OnePasswordStream):
 
     REPLICATION: ClassVar[str] = "insertion time"
     """What later runs resume from (the other event streams: the API cursor)."""
-
-    MAX_FALLBACKS: ClassVar[int] = 10
-    """Rejected page tokens answered by asking again, per account and run."""
 
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Create the stream.
@@ -83,24 +82,6 @@ class AuditEventsV3Stream(OnePasswordStream):
         self._reported_fields: set[str] = set()
         self.finished: list[Progress] = []
         """Progress of each account read in this run, for the summary."""
-
-    @property
-    @override
-    def is_sorted(self) -> bool:
-        # The API lists events in insertion order, so the bookmark is plain state.
-        return True
-
-    @property
-    @override
-    def check_sorted(self) -> bool:
-        # Order is the API's promise, not checked per record: the boundary drops re-reads.
-        return False
-
-    @classmethod
-    @override
-    def path_for(cls, api_version: str) -> str:
-        # v3 is its own endpoint, whatever `api_version` (which chooses v1 or v2) says.
-        return "/api/v3/auditevents"
 
     # Network side -----------------------------------------------------------------------
 
