@@ -151,14 +151,7 @@ class AuditEventsV3Stream(EventFeed, OnePasswordStream):
         if access is None:
             return  # the account failed in this run: its ERROR line is out
         if self.feature not in access["features"]:
-            self.logger.warning(
-                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
-                "Issue a token with that feature to read these events.",
-                self.name,
-                account.name,
-                self.feature,
-                ", ".join(access["features"]) or "none",
-            )
+            self.run.skip_partition(self, account)
             return
         state = self.get_context_state(context)
         start = self.settings.start_date
