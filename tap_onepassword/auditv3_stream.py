@@ -85,11 +85,12 @@ class AuditEventsV3Stream(EventFeed, OnePasswordStream):
 
     # Network side -----------------------------------------------------------------------
 
-    def first_query(self, boundary: Boundary) -> RequestBody:
+    def first_query(self, boundary: Boundary, page_size: int | None = None) -> RequestBody:
         """Build the first request's parameters: page size and the insertion-time window.
 
         Args:
             boundary: What was emitted last (stored, or earlier in this run).
+            page_size: Events per page, when not the `page_size` setting (`--test` asks one).
 
         Returns:
             `{max_page_size, start_time[, end_time]}` (or the earlier names).
@@ -102,7 +103,7 @@ class AuditEventsV3Stream(EventFeed, OnePasswordStream):
             earliest = max(settings.start_date, retention)  # start_date bounds the first run
         size_name, _ = V3_PARAMETER_NAMES[settings.v3_parameter_names]
         query: RequestBody = {
-            size_name: settings.page_size,
+            size_name: page_size or settings.page_size,
             "start_time": second_before(start_instant(boundary, earliest)),
         }
         if settings.end_date is not None:
