@@ -80,8 +80,6 @@ class AuditEventsV3Stream(EventFeed, OnePasswordStream):
         """
         super().__init__(tap, run)
         self._reported_fields: set[str] = set()
-        self.finished: list[Progress] = []
-        """Progress of each account read in this run, for the summary."""
 
     # Network side -----------------------------------------------------------------------
 
@@ -161,11 +159,13 @@ class AuditEventsV3Stream(EventFeed, OnePasswordStream):
         if last is not None and end_bound is not None and last >= end_bound:
             return  # everything before end_date was emitted
         progress = Progress(self.logger, self.name, account.name)
-        # With `accounts`, a failure of this account is logged and set aside; the others go on.
-        with self.run.account_failures(account):
+        # With `accounts`, a failure of this account is logged and set aside (outside the
+        # summary's block, which counts the partition as failed); the others go on.
+        with (
+            self.run.account_failures(account),
+            self.run.summary.partition(self, context, state, progress),
+        ):
             yield from self._read(context, state, boundary, progress, account)
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
 
     def _read(
         self,
@@ -270,12 +270,3 @@ class AuditEventsV3Stream(EventFeed, OnePasswordStream):
         """The `end_date` setting as a normalised timestamp (None when unset)."""
         end = self.settings.end_date
         return format_timestamp(end) if end else None
-
-    @override
-    def log_sync_costs(self) -> None:
-        if self.finished:
-            self.logger.info(
-                "%s summary: %s",
-                self.name,
-                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
-            )

@@ -6,8 +6,11 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from onepassword_emulator import AccountSpec, Emulator
 from onepassword_emulator.rfc3339 import parse_ns
+from tap_onepassword.outcome import AccountsFailedError
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
@@ -15,8 +18,6 @@ from tests.support.runs import partition, run_cli, run_tap, selecting, tap_confi
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 V3 = "audit_events_v3"
 PATH = "/api/v3/auditevents"
@@ -251,6 +252,53 @@ def test_a_skip_is_told_as_the_other_streams_tell_it_and_counted_in_the_run_summ
     told = next(ln for ln in lines if ln.startswith("  skipped, token lacks the feature"))
     assert "(4): " in told
     assert f"'initech' {V3}" in told
+
+
+def test_reads_are_counted_in_the_run_summary_and_metrics_as_the_other_streams_are(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    result = run_v3(tap_config(emulator, page_size=100))
+    lines = [r.getMessage() for r in caplog.records]
+    figures = json.loads(next(ln for ln in lines if ln.startswith("RUN SUMMARY: "))[13:])
+    seen = v3_requests(emulator)
+    assert figures["streams"][V3] == {
+        "read": 3,
+        "records": len(result.records[V3]),
+        "requests": len(seen),
+        "skipped": 0,
+        "failed": 0,
+    }
+    assert figures["records"] == len(result.records[V3])
+    points = [
+        json.loads(r.getMessage().removeprefix("METRIC: "))
+        for r in caplog.records
+        if r.name == "singer_sdk.metrics"
+    ]
+    sent = {
+        p["tags"]["context"]["account_name"]: p["value"]
+        for p in points
+        if p["metric"] == "http_request_count" and p["tags"]["stream"] == V3
+    }
+    assert sent == {a.name: len(v3_requests(emulator, a.name)) for a in emulator.accounts}
+    lagging = [p for p in points if p["metric"] == "event_lag_seconds"]
+    assert sorted(p["tags"]["context"]["account_name"] for p in lagging) == sorted(sent)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_failed_read_is_counted_failed_in_the_run_summary(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.fail_next(PATH, "503", count=50)
+    caplog.set_level(logging.INFO)
+    with pytest.raises(AccountsFailedError):
+        run_v3(tap_config(emulator, ["acme"]))
+    lines = [r.getMessage() for r in caplog.records]
+    figures = json.loads(next(ln for ln in lines if ln.startswith("RUN SUMMARY: "))[13:])
+    assert figures["streams"][V3]["failed"] == 1
+    [failed] = figures["failed_first"]
+    assert (failed["stream"], failed["account"]) == (V3, "acme")
+    assert "503" in failed["reason"]
 
 
 def test_a_spent_rate_limit_window_holds_the_token_instead_of_meeting_a_429(
