@@ -28,6 +28,7 @@ from tap_onepassword.auditv3 import (
     unknown_fields,
 )
 from tap_onepassword.errors import ApiResponseError, CursorRejectedError
+from tap_onepassword.eventfeed import EventFeed
 from tap_onepassword.events import OnePasswordStream
 from tap_onepassword.pages import V3_PARAMETER_NAMES
 from tap_onepassword.progress import Progress
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from tap_onepassword.settings import Account
 
 
-class AuditEventsV3Stream(OnePasswordStream):
+class AuditEventsV3Stream(EventFeed, OnePasswordStream):
     """Audit events from the v3 beta (`GET /api/v3/auditevents`), polled on insertion time.
 
     Opt-in (not selected unless the catalog or Meltano's `select` says so). A run's first
@@ -56,6 +57,7 @@ class AuditEventsV3Stream(OnePasswordStream):
 
     name = "audit_events_v3"
     feature = "auditevents"
+    API_VERSION = "v3"  # its own endpoint, whatever `api_version` (v1 or v2) says
     http_method = "GET"
     docs = ("v3 beta", "https://developer.1password.com/docs/events-api/beta/")
     schema = schemas.AUDIT_EVENT_V3.to_dict()
@@ -68,9 +70,6 @@ class AuditEventsV3Stream(OnePasswordStream):
     REPLICATION: ClassVar[str] = "insertion time"
     """What later runs resume from (the other event streams: the API cursor)."""
 
-    MAX_FALLBACKS: ClassVar[int] = 10
-    """Rejected page tokens answered by asking again, per account and run."""
-
     def __init__(self, tap: Tap, run: SyncRun) -> None:
         """Create the stream.
 
@@ -81,34 +80,15 @@ class AuditEventsV3Stream(OnePasswordStream):
         """
         super().__init__(tap, run)
         self._reported_fields: set[str] = set()
-        self.finished: list[Progress] = []
-        """Progress of each account read in this run, for the summary."""
-
-    @property
-    @override
-    def is_sorted(self) -> bool:
-        # The API lists events in insertion order, so the bookmark is plain state.
-        return True
-
-    @property
-    @override
-    def check_sorted(self) -> bool:
-        # Order is the API's promise, not checked per record: the boundary drops re-reads.
-        return False
-
-    @classmethod
-    @override
-    def path_for(cls, api_version: str) -> str:
-        # v3 is its own endpoint, whatever `api_version` (which chooses v1 or v2) says.
-        return "/api/v3/auditevents"
 
     # Network side -----------------------------------------------------------------------
 
-    def first_query(self, boundary: Boundary) -> RequestBody:
+    def first_query(self, boundary: Boundary, page_size: int | None = None) -> RequestBody:
         """Build the first request's parameters: page size and the insertion-time window.
 
         Args:
             boundary: What was emitted last (stored, or earlier in this run).
+            page_size: Events per page, when not the `page_size` setting (`--test` asks one).
 
         Returns:
             `{max_page_size, start_time[, end_time]}` (or the earlier names).
@@ -121,7 +101,7 @@ class AuditEventsV3Stream(OnePasswordStream):
             earliest = max(settings.start_date, retention)  # start_date bounds the first run
         size_name, _ = V3_PARAMETER_NAMES[settings.v3_parameter_names]
         query: RequestBody = {
-            size_name: settings.page_size,
+            size_name: page_size or settings.page_size,
             "start_time": second_before(start_instant(boundary, earliest)),
         }
         if settings.end_date is not None:
@@ -170,14 +150,7 @@ class AuditEventsV3Stream(OnePasswordStream):
         if access is None:
             return  # the account failed in this run: its ERROR line is out
         if self.feature not in access["features"]:
-            self.logger.warning(
-                "%s, account '%s': skipped, the token lacks the '%s' feature (it has: %s). "
-                "Issue a token with that feature to read these events.",
-                self.name,
-                account.name,
-                self.feature,
-                ", ".join(access["features"]) or "none",
-            )
+            self.run.skip_partition(self, account)
             return
         state = self.get_context_state(context)
         start = self.settings.start_date
@@ -186,11 +159,13 @@ class AuditEventsV3Stream(OnePasswordStream):
         if last is not None and end_bound is not None and last >= end_bound:
             return  # everything before end_date was emitted
         progress = Progress(self.logger, self.name, account.name)
-        # With `accounts`, a failure of this account is logged and set aside; the others go on.
-        with self.run.account_failures(account):
+        # With `accounts`, a failure of this account is logged and set aside (outside the
+        # summary's block, which counts the partition as failed); the others go on.
+        with (
+            self.run.account_failures(account),
+            self.run.summary.partition(self, context, state, progress),
+        ):
             yield from self._read(context, state, boundary, progress, account)
-        self.finished.append(progress)
-        self.logger.info("%s", progress.summary())
 
     def _read(
         self,
@@ -295,12 +270,3 @@ class AuditEventsV3Stream(OnePasswordStream):
         """The `end_date` setting as a normalised timestamp (None when unset)."""
         end = self.settings.end_date
         return format_timestamp(end) if end else None
-
-    @override
-    def log_sync_costs(self) -> None:
-        if self.finished:
-            self.logger.info(
-                "%s summary: %s",
-                self.name,
-                ", ".join(f"'{p.account_name}' {p.records} records" for p in self.finished),
-            )

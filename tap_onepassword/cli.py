@@ -2,7 +2,8 @@
 
 A tap runs unattended; when it cannot go on, the operator should read one sentence saying
 what is wrong and what to do, not a traceback (which could also carry values it should not).
-`--test` checks each account in plain words: its token, and one page of each stream it may read.
+`--test` checks each account in plain words: its token, and one page of each stream it may read
+(of the opt-in v3 beta too, when the catalog selects it).
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from singer_sdk.plugin_base import SingerCommand
 from singer_sdk.tap_base import CliTestOptionValue
 from typing_extensions import override
 
+from tap_onepassword.auditv3 import Boundary
+from tap_onepassword.auditv3_stream import AuditEventsV3Stream
 from tap_onepassword.errors import TapOnePasswordError, redact_secrets
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.tokens import expiry_warning
 
 if TYPE_CHECKING:
     import logging
+
+    from singer_sdk.helpers.types import Context
 
     from tap_onepassword.events import EventStream
     from tap_onepassword.settings import Account
@@ -220,7 +225,8 @@ class OnePasswordCommand(SingerCommand):
 def check_accounts(tap: TapOnePassword) -> bool:
     """`--test`: introspect each account and read one page of each permitted stream.
 
-    Prints what works and what does not, in plain words.
+    Every event stream is tried; an opt-in stream (the v3 beta) only when the catalog selects
+    it. Prints what works and what does not, in plain words.
 
     Args:
         tap: The tap, its settings checked.
@@ -246,26 +252,39 @@ def check_accounts(tap: TapOnePassword) -> bool:
         expiring = expiry_warning(account.name, account.expires_at)
         if expiring:
             click.echo(f"  WARNING: {expiring}")
-        for stream in tap.event_streams:
+        streams: list[EventStream | AuditEventsV3Stream] = [*tap.event_streams]
+        streams += [stream for stream in tap.opt_in_streams if stream.selected]
+        for stream in streams:
             working = _check_stream(stream, account, access) and working
     click.echo("all accounts work" if working else "some checks FAILED (see above)")
     return working
 
 
-def _check_stream(stream: EventStream, account: Account, access: dict[str, Any]) -> bool:
+def _check_stream(
+    stream: EventStream | AuditEventsV3Stream, account: Account, access: dict[str, Any]
+) -> bool:
     if stream.feature not in access["features"]:
         click.echo(f"  {stream.name}: skipped, the token lacks the '{stream.feature}' feature")
         return True
-    body = {**stream.reset_body({}), "limit": 1}
-    context = {"account_name": account.name}
     try:
-        page = next(iter(stream.request_pages(context, body)))
+        found, since = _first_page(stream, {"account_name": account.name})
     except TapOnePasswordError as exc:
         click.echo(f"  {stream.name}: FAILED: {exc}")
         return False
-    found = "events found" if page.items else f"no events since {body['start_time']}"
-    click.echo(f"  {stream.name}: OK, reading works ({found})")
+    events = "events found" if found else f"no events since {since}"
+    click.echo(f"  {stream.name}: OK, reading works ({events})")
     return True
+
+
+def _first_page(stream: EventStream | AuditEventsV3Stream, context: Context) -> tuple[bool, str]:
+    """Ask for a page of one event, as a first run would: whether one came, and since when."""
+    if isinstance(stream, AuditEventsV3Stream):
+        query = stream.first_query(Boundary(), page_size=1)
+        v3_page = next(iter(stream.request_pages(context, query)))
+        return bool(v3_page.audit_events), str(query["start_time"])
+    body = {**stream.reset_body({}), "limit": 1}
+    page = next(iter(stream.request_pages(context, body)))
+    return bool(page.items), str(body["start_time"])
 
 
 def run_test(ctx: click.Context, param: click.Parameter, value: str) -> None:
@@ -280,9 +299,12 @@ def run_test(ctx: click.Context, param: click.Parameter, value: str) -> None:
     if value != CliTestOptionValue.All.value:
         TapOnePassword.cb_test(ctx, param, value)  # type: ignore[arg-type]
         return
-    config = ctx.params["config"]
+    config, catalog = ctx.params["config"], ctx.params.get("catalog")
     tap = TapOnePassword(
-        config=config.config, parse_env_config=config.parse_env, validate_config=True
+        config=config.config,
+        catalog=None if catalog is None else json.load(catalog),  # selects the opt-in streams
+        parse_env_config=config.parse_env,
+        validate_config=True,
     )
     ctx.exit(0 if check_accounts(tap) else 1)
 
@@ -302,6 +324,8 @@ def command() -> OnePasswordCommand:
     for param in wrapped.params:
         if param.name == "test":
             param.callback = run_test
+        elif param.name == "catalog":
+            param.is_eager = True  # read before `--test` runs, wherever it stands
     return wrapped
 
 

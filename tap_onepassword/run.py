@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
 
+    from tap_onepassword.eventfeed import EventFeed
     from tap_onepassword.pages import Page, PreparedPage, RequestBody
     from tap_onepassword.settings import Account, Settings
 
@@ -130,11 +131,14 @@ class SyncRun:
             tally=self.summary.requests,
         )
 
-    def skip_partition(self, stream: EventStream, account: Account) -> None:
+    def skip_partition(self, stream: EventStream | EventFeed, account: Account) -> None:
         """Keep a partition whose token lacks the stream's feature as skipped, and say so.
 
+        Every stream of a token feature's events skips through here, so a skip reads and
+        counts the same in each (one warning per stream, the summary's skipped partitions).
+
         Args:
-            stream: The event stream.
+            stream: The event stream (v1/v2, or the v3 beta).
             account: The account whose token lacks its feature.
 
         """

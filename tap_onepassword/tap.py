@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from singer_sdk.singerlib import Catalog
     from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 
+    from tap_onepassword.auditv3_stream import AuditEventsV3Stream
     from tap_onepassword.events import EventStream
     from tap_onepassword.settings import Settings
 
@@ -297,6 +298,11 @@ class TapOnePassword(FastPathTap):
     def event_streams(self) -> list[EventStream]:
         """The event streams, in the tap's order."""
         return [self.streams[stream.name] for stream in EVENT_STREAMS]  # type: ignore[misc]
+
+    @property
+    def opt_in_streams(self) -> list[AuditEventsV3Stream]:
+        """The streams read only when selected (the v3 beta), in the tap's order."""
+        return [self.streams[stream.name] for stream in OPT_IN_STREAMS]  # type: ignore[misc]
 
     @override
     def sync_tuning(self) -> AbstractContextManager[None]:

@@ -17,6 +17,7 @@ from tests.support.runs import (
     duplicates,
     expected_records,
     run_cli,
+    selecting,
     tap_config,
 )
 
@@ -78,6 +79,29 @@ def test_test_mode_says_what_works_for_each_account(emulator: Emulator, tmp_path
     data = [r for r in emulator.requests if "introspect" not in r.path]
     assert len(data) == 8
     assert all(r.body["limit"] == 1 for r in data)
+
+
+def test_test_mode_tries_one_v3_request_per_account_when_the_v3_stream_is_selected(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    config = tap_config(emulator, ["acme", "initech"])
+    lacking = emulator.mint_token("globex", features=["signinattempts", "itemusages"])
+    config["accounts"].append({"name": "no-audit", "token": lacking})
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(selecting(config, "audit_events_v3")))
+    # --test before --catalog: the catalog is read first all the same.
+    result = run_cli("--test", "--catalog", str(catalog), config=config, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("audit_events_v3: OK, reading works (events found)") == 2
+    assert "audit_events_v3: skipped, the token lacks the 'auditevents' feature" in out
+    v3 = [r for r in emulator.requests if r.path == "/api/v3/auditevents"]
+    assert len(v3) == 2
+    assert {r.account for r in v3} == {"acme", "initech"}
+    assert all(set(r.params) == {"max_page_size", "start_time"} for r in v3)
+    assert all(r.params["max_page_size"] == "1" for r in v3)
+    assert out.count(": OK, reading works") == 2 + 3 + 2 + 2  # v3, acme, initech, no-audit
+    assert "all accounts work" in out
 
 
 def test_test_mode_reports_a_refused_token(emulator: Emulator, tmp_path: Path) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from onepassword_emulator import Emulator
+import pytest
+
+from onepassword_emulator import AccountSpec, Emulator
 from onepassword_emulator.rfc3339 import parse_ns
+from tap_onepassword.outcome import AccountsFailedError
 from tap_onepassword.ratebudget import RateBudget
 from tap_onepassword.tap import TapOnePassword
 from tap_onepassword.timestamps import normalise_timestamp
@@ -14,8 +18,6 @@ from tests.support.runs import partition, run_cli, run_tap, selecting, tap_confi
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 V3 = "audit_events_v3"
 PATH = "/api/v3/auditevents"
@@ -223,6 +225,80 @@ def test_a_token_without_audit_events_is_skipped_with_one_warning(
     assert V3 not in result.records
     assert v3_requests(emulator) == []
     assert caplog.text.count(f"{V3}, account 'default': skipped") == 1
+
+
+def test_a_skip_is_told_as_the_other_streams_tell_it_and_counted_in_the_run_summary(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lacking = ("signinattempts",)
+    specs = [AccountSpec("acme"), AccountSpec("globex", lacking), AccountSpec("initech", lacking)]
+    with Emulator(seed=3, events=20, accounts=specs) as emu:
+        caplog.set_level(logging.INFO)
+        result = run_v3(tap_config(emu), None, "audit_events")
+        assert {r.account for r in v3_requests(emu)} == {"acme"}
+    assert sorted(result.records) == ["audit_events", V3]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    skips = {
+        stream: [line for line in warnings if line.startswith(f"{stream}, ")]
+        for stream in ("audit_events", V3)
+    }
+    assert len(skips["audit_events"]) == 1  # one line for both accounts
+    assert skips[V3] == [line.replace("audit_events", V3) for line in skips["audit_events"]]
+    assert "accounts 'globex', 'initech': skipped" in skips[V3][0]
+    lines = [r.getMessage() for r in caplog.records]
+    figures = json.loads(next(ln for ln in lines if ln.startswith("RUN SUMMARY: "))[13:])
+    assert figures["streams"][V3]["skipped"] == figures["streams"]["audit_events"]["skipped"] == 2
+    assert {"stream": V3, "account": "globex"} in figures["skipped_first"]
+    told = next(ln for ln in lines if ln.startswith("  skipped, token lacks the feature"))
+    assert "(4): " in told
+    assert f"'initech' {V3}" in told
+
+
+def test_reads_are_counted_in_the_run_summary_and_metrics_as_the_other_streams_are(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    result = run_v3(tap_config(emulator, page_size=100))
+    lines = [r.getMessage() for r in caplog.records]
+    figures = json.loads(next(ln for ln in lines if ln.startswith("RUN SUMMARY: "))[13:])
+    seen = v3_requests(emulator)
+    assert figures["streams"][V3] == {
+        "read": 3,
+        "records": len(result.records[V3]),
+        "requests": len(seen),
+        "skipped": 0,
+        "failed": 0,
+    }
+    assert figures["records"] == len(result.records[V3])
+    points = [
+        json.loads(r.getMessage().removeprefix("METRIC: "))
+        for r in caplog.records
+        if r.name == "singer_sdk.metrics"
+    ]
+    sent = {
+        p["tags"]["context"]["account_name"]: p["value"]
+        for p in points
+        if p["metric"] == "http_request_count" and p["tags"]["stream"] == V3
+    }
+    assert sent == {a.name: len(v3_requests(emulator, a.name)) for a in emulator.accounts}
+    lagging = [p for p in points if p["metric"] == "event_lag_seconds"]
+    assert sorted(p["tags"]["context"]["account_name"] for p in lagging) == sorted(sent)
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_a_failed_read_is_counted_failed_in_the_run_summary(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.fail_next(PATH, "503", count=50)
+    caplog.set_level(logging.INFO)
+    with pytest.raises(AccountsFailedError):
+        run_v3(tap_config(emulator, ["acme"]))
+    lines = [r.getMessage() for r in caplog.records]
+    figures = json.loads(next(ln for ln in lines if ln.startswith("RUN SUMMARY: "))[13:])
+    assert figures["streams"][V3]["failed"] == 1
+    [failed] = figures["failed_first"]
+    assert (failed["stream"], failed["account"]) == (V3, "acme")
+    assert "503" in failed["reason"]
 
 
 def test_a_spent_rate_limit_window_holds_the_token_instead_of_meeting_a_429(
