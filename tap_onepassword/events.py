@@ -22,6 +22,7 @@ from tap_onepassword import partition_state
 from tap_onepassword.accountmetrics import AccountMeters
 from tap_onepassword.errors import CursorRejectedError, CursorUnrecoverableError
 from tap_onepassword.event_ids import TailIds
+from tap_onepassword.eventfeed import EventFeed
 from tap_onepassword.fastpath import FastPathStream
 from tap_onepassword.pages import (
     EventsCursorPaginator,
@@ -110,14 +111,8 @@ class OnePasswordStream(AccountMeters, FastPathStream, RESTStream[RequestBody | 
         return [{"account_name": account.name} for account in self.settings.accounts]
 
 
-class EventStream(OnePasswordStream):
+class EventStream(EventFeed, OnePasswordStream):
     """One event endpoint (sign-in attempts, item usages, audit events) for every account."""
-
-    feature: ClassVar[str]
-    """The token feature and the endpoint's last path segment, e.g. `signinattempts`."""
-
-    MAX_FALLBACKS: ClassVar[int] = 10
-    """Rejected cursors answered by a fallback in one run, per stream and account."""
 
     BOOKMARK_PER_RECORD = False  # commit_page sets it, for whole pages (partition_state.py)
 
@@ -147,25 +142,6 @@ class EventStream(OnePasswordStream):
             strict=self.settings.strict_events,
             whole_pages=self.writes_whole_pages,
         )
-
-    @property
-    @override
-    def is_sorted(self) -> bool:
-        # The tap resumes by the API cursor, which follows ingestion order, so an interrupted
-        # run resumes exactly; the SDK then keeps its bookmark in plain state (no
-        # "progress markers" that are wiped on restart).
-        return True
-
-    @property
-    @override
-    def check_sorted(self) -> bool:
-        # Timestamps do not increase monotonically (late events arrive with older ones).
-        return False
-
-    @classmethod
-    @override
-    def path_for(cls, api_version: str) -> str:
-        return f"/api/{api_version}/{cls.feature}"
 
     def request_pages(
         self, context: Context, first_body: RequestBody

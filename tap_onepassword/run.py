@@ -131,7 +131,7 @@ class SyncRun:
             tally=self.summary.requests,
         )
 
-    def skip_partition(self, stream: EventStream | EventFeed, account: Account) -> None:
+    def skip_partition(self, stream: EventFeed, account: Account) -> None:
         """Keep a partition whose token lacks the stream's feature as skipped, and say so.
 
         Every stream of a token feature's events skips through here, so a skip reads and
