@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import html
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGING = "onepassword_staging"
@@ -29,6 +30,9 @@ MARTS = "onepassword_marts"
 DAYS = 30
 TOP = 10
 LABEL_CHARS = 30
+HALF_WIDTH = 560
+"""Width in pixels of a chart that shares its row with another; FULL_WIDTH spans the page."""
+FULL_WIDTH = 1140
 PALETTE = (
     "#2563eb",
     "#dc2626",
@@ -44,6 +48,7 @@ PALETTE = (
     "#9333ea",
 )
 OUTCOME_COLOURS = {"success": "#16a34a", "failure": "#dc2626", "unknown": "#94a3b8"}
+"""Sign-in outcomes in the order their columns stack, with their usual colours."""
 
 
 class Warehouse:
@@ -81,6 +86,12 @@ class Warehouse:
 
 # --------------------------------------------------------------------------- charts
 
+Label = TypeVar("Label", str, date)
+Stacks = list[tuple[Label, dict[str, int]]]
+"""Stacked bars: per label (a bar's text, or a column's day), the count of each series."""
+Draw = Callable[[Stacks[Label], list[str], dict[str, str], int], tuple[str, int]]
+"""Draws stacks (series in stacking order, their colours, a width): the SVG and its segments."""
+
 
 @dataclass
 class Chart:
@@ -90,8 +101,8 @@ class Chart:
     title: str
     note: str
     svg: str
-    bars: int = 0
-    legend: list[tuple[str, str]] = field(default_factory=list)
+    bars: int
+    legend: list[tuple[str, str]]
 
 
 def _text(  # noqa: PLR0913 - position, text and three keyword-only styles
@@ -117,10 +128,10 @@ def _empty(width: int) -> str:
 
 
 def horizontal_bars(
-    rows: list[tuple[str, dict[str, int]]],
+    rows: Stacks[str],
     series: list[str],
     colours: dict[str, str],
-    width: int = 560,
+    width: int,
 ) -> tuple[str, int]:
     """Return an SVG of one stacked horizontal bar per row, and how many bar segments it has."""
     if not rows:
@@ -156,18 +167,17 @@ def horizontal_bars(
 
 
 def stacked_columns(
-    days: list[date],
-    counts: dict[tuple[date, str], int],
+    days: Stacks[date],
     series: list[str],
     colours: dict[str, str],
-    width: int = 1140,
+    width: int,
 ) -> tuple[str, int]:
     """Return an SVG of one stacked column per day, and how many column segments it has."""
-    if not counts:
+    if not any(counts for _, counts in days):
         return _empty(width), 0
     height, left, bottom, top = 240, 40, 40, 10
     plot_width, plot_height = width - left - 10, height - bottom - top
-    peak = max(sum(counts.get((day, name), 0) for name in series) for day in days) or 1
+    peak = max(sum(counts.get(name, 0) for name in series) for _, counts in days) or 1
     step = plot_width / len(days)
     out, bars = [], 0
     for fraction in (0, 0.5, 1):
@@ -176,11 +186,11 @@ def stacked_columns(
             f'<line x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e2e8f0"/>'
         )
         out.append(_text(left - 6, y + 4, round(peak * fraction), anchor="end", size=11))
-    for index, day in enumerate(days):
+    for index, (day, counts) in enumerate(days):
         x = left + index * step + step * 0.15
         y = float(top + plot_height)
         for name in series:
-            value = counts.get((day, name), 0)
+            value = counts.get(name, 0)
             if not value:
                 continue
             bar = plot_height * value / peak
@@ -216,7 +226,7 @@ def colours_for(names: list[str]) -> dict[str, str]:
     }
 
 
-def grouped(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[str, dict[str, int]]], list[str]]:
+def grouped(rows: list[tuple[Any, ...]]) -> tuple[Stacks[str], list[str]]:
     """Turn (label, series, count) rows into bars in first-seen label order, and the series."""
     bars: dict[str, dict[str, int]] = {}
     series: list[str] = []
@@ -225,6 +235,22 @@ def grouped(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[str, dict[str, int]
         if str(name) not in series:
             series.append(str(name))
     return list(bars.items()), sorted(series)
+
+
+def bar_chart(  # noqa: PLR0913 - what the chart says, its stacks, and how to draw them
+    chart_id: str,
+    title: str,
+    note: str,
+    stacks: Stacks[Label],
+    series: list[str],
+    *,
+    draw: Draw[Label],
+    width: int = HALF_WIDTH,
+) -> Chart:
+    """Return one chart of stacked bars, its series coloured and named in the legend."""
+    colours = colours_for(series)
+    svg, bars = draw(stacks, series, colours, width)
+    return Chart(chart_id, title, note, svg, bars, [(name, colours[name]) for name in series])
 
 
 # --------------------------------------------------------------------------- queries
@@ -242,19 +268,20 @@ def outcomes_per_day(db: Warehouse) -> Chart:
         " WHERE event_date_utc >= %s GROUP BY 1, 2",
         days[0],
     )
-    counts = {(day, str(outcome)): int(count) for day, outcome, count in rows}
+    per_day: dict[date, dict[str, int]] = {day: {} for day in days}
+    for day, outcome, count in rows:
+        per_day[day][str(outcome)] = int(count)
     series = [
-        name for name in ("success", "failure", "unknown") if any(key[1] == name for key in counts)
+        name for name in OUTCOME_COLOURS if any(name in counts for counts in per_day.values())
     ]
-    colours = colours_for(series)
-    svg, bars = stacked_columns(days, counts, series, colours)
-    return Chart(
+    return bar_chart(
         "chart-sign-in-outcomes",
         "Sign-in outcomes per day (UTC)",
         f"Last {DAYS} days of data; a report-only firewall match counts as a success.",
-        svg,
-        bars,
-        [(name, colours[name]) for name in series],
+        list(per_day.items()),
+        series,
+        draw=stacked_columns,
+        width=FULL_WIDTH,
     )
 
 
@@ -272,16 +299,14 @@ def failed_by(db: Warehouse, column: str, chart_id: str, title: str) -> Chart:
         FROM failed JOIN top_labels ON failed.label = top_labels.label
         GROUP BY failed.label, failed.account_name, top_labels.total
         ORDER BY top_labels.total DESC, failed.label, failed.account_name""")
-    bars_rows, series = grouped(rows)
-    colours = colours_for(series)
-    svg, bars = horizontal_bars(bars_rows, series, colours)
-    return Chart(
+    stacks, series = grouped(rows)
+    return bar_chart(
         chart_id,
         title,
         f"Top {TOP}, all time, coloured by account.",
-        svg,
-        bars,
-        [(name, colours[name]) for name in series],
+        stacks,
+        series,
+        draw=horizontal_bars,
     )
 
 
@@ -299,16 +324,14 @@ def revealed_items(db: Warehouse) -> Chart:
         FROM uses JOIN top_items ON uses.item_uuid = top_items.item_uuid
         GROUP BY uses.item_uuid, uses.action, top_items.total
         ORDER BY top_items.total DESC, uses.item_uuid, uses.action""")
-    bars_rows, series = grouped(rows)
-    colours = colours_for(series)
-    svg, bars = horizontal_bars(bars_rows, series, colours)
-    return Chart(
+    stacks, series = grouped(rows)
+    return bar_chart(
         "chart-revealed-items",
         "Most revealed or copied items",
         "Item UUIDs (the API returns no item names); reveal and secure-copy.",
-        svg,
-        bars,
-        [(name, colours[name]) for name in series],
+        stacks,
+        series,
+        draw=horizontal_bars,
     )
 
 
@@ -320,16 +343,14 @@ def audit_by_kind(db: Warehouse) -> Chart:
         GROUP BY action_category, account_name
         ORDER BY sum(count(*)) OVER (PARTITION BY action_category) DESC, action_category,
                  account_name""")
-    bars_rows, series = grouped(rows)
-    colours = colours_for(series)
-    svg, bars = horizontal_bars(bars_rows, series, colours)
-    return Chart(
+    stacks, series = grouped(rows)
+    return bar_chart(
         "chart-audit-actions",
         "Audit actions by kind",
         "Kinds from the audit-action lookup, coloured by account.",
-        svg,
-        bars,
-        [(name, colours[name]) for name in series],
+        stacks,
+        series,
+        draw=horizontal_bars,
     )
 
 
@@ -338,16 +359,15 @@ def events_per_account(db: Warehouse) -> Chart:
     rows = db.rows(f"""
         SELECT account_name || ' (' || account_uuid || ')', stream, count(*)
         FROM {MARTS}.onepassword__events GROUP BY 1, 2 ORDER BY 1, 2""")
-    bars_rows, series = grouped(rows)
-    colours = colours_for(series)
-    svg, bars = horizontal_bars(bars_rows, series, colours, width=1140)
-    return Chart(
+    stacks, series = grouped(rows)
+    return bar_chart(
         "chart-per-account",
         "Events per account",
         "Every stream, all time; the account UUID comes from introspection.",
-        svg,
-        bars,
-        [(name, colours[name]) for name in series],
+        stacks,
+        series,
+        draw=horizontal_bars,
+        width=FULL_WIDTH,
     )
 
 

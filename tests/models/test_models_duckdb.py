@@ -16,6 +16,7 @@ import pytest
 
 from .answers import Expected, readme_questions, served_events
 from .conftest import dump
+from .ocsf import metadata_disagreements
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -92,6 +93,12 @@ def test_source_ip_is_text_on_duckdb(job: JobRun, expected: Expected) -> None:
         WHERE source_ip LIKE '203.0.113.%' GROUP BY stream ORDER BY stream""",
     )
     assert rows == expected.from_network()
+
+
+def test_the_ocsf_marts_agree_on_their_metadata(job: JobRun) -> None:
+    path = job.duckdb_path
+    assert path is not None
+    assert metadata_disagreements(lambda sql: query(path, sql)) == []
 
 
 UNKNOWN_ROWS: dict[str, list[tuple[str, ...]]] = {

@@ -16,6 +16,7 @@ import pytest
 
 from .answers import Expected, readme_questions, served_events
 from .conftest import dump
+from .ocsf import metadata_disagreements
 
 if TYPE_CHECKING:
     from .conftest import JobRun
@@ -225,6 +226,10 @@ def test_ocsf_tables_carry_the_required_attributes(job: JobRun, expected: Expect
             ),
         )
     ]
+
+
+def test_the_ocsf_marts_agree_on_their_metadata(job: JobRun) -> None:
+    assert metadata_disagreements(lambda sql: query(job, sql)) == []
 
 
 def test_indexes_for_the_usual_filters(job: JobRun) -> None:

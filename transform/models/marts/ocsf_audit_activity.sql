@@ -40,15 +40,6 @@ select
     location_country as src_endpoint_location_country,
     account_uuid,
     account_name,
-    event_uuid as metadata_uid,
-    '1Password Events API' as metadata_product_name,
-    '1Password' as metadata_product_vendor_name,
-    '{{ var("ocsf_version") }}' as metadata_version,
-    {{ json_object([
-        "'version'", "'" ~ var('ocsf_version') ~ "'",
-        "'uid'", "event_uuid",
-        "'product'", json_object(["'name'", "'1Password Events API'", "'vendor_name'", "'1Password'"]),
-        "'tenant_uid'", "account_uuid",
-    ]) }} as metadata,
+    {{ ocsf_metadata('event_uuid', 'account_uuid') }},
     event_key
 from {{ ref('stg_onepassword__audit_events') }}
