@@ -63,7 +63,12 @@ class Warehouse:
             import duckdb  # noqa: PLC0415 - only the warehouse in use need be installed
 
             if not duckdb_path.exists():
-                sys.exit(f"report: no DuckDB file at {duckdb_path}: run `make demo` first")
+                sys.exit(
+                    f"report: no DuckDB file at {duckdb_path}: load it first with "
+                    "`.venv/bin/meltano run onepassword-to-duckdb`, or pass the demo's with "
+                    '`make report REPORT_ARGS="--duckdb output/demo/warehouse.duckdb"` '
+                    "(`make demo` already wrote its report to output/demo/report.html)"
+                )
             self._duckdb = duckdb.connect(str(duckdb_path), read_only=True)
         else:
             import psycopg  # noqa: PLC0415

@@ -144,3 +144,18 @@ def test_the_page_opens_offline(report: Path) -> None:
     )
     assert external == [], "the report refers to something on the network"
     assert "<svg" in text
+
+
+def test_without_a_warehouse_the_report_says_how_to_load_one(tmp_path: Path) -> None:
+    missing = tmp_path / "warehouse.duckdb"
+    run = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "report.py"), "--duckdb", str(missing)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert f"no DuckDB file at {missing}" in run.stderr
+    assert "meltano run onepassword-to-duckdb" in run.stderr
+    assert "Traceback" not in run.stderr
