@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_onepassword.api import EventsApiClient
 from tap_onepassword.errors import AccountUnauthorizedError, ApiResponseError, TapOnePasswordError
+from tap_onepassword.eventfeed import EventFeed
 from tap_onepassword.events import EventStream
 from tap_onepassword.outcome import RunOutcome
 from tap_onepassword.readahead import ReadAhead
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
 
-    from tap_onepassword.eventfeed import EventFeed
+    from tap_onepassword.events import OnePasswordStream
     from tap_onepassword.pages import Page, PreparedPage, RequestBody
     from tap_onepassword.settings import Account, Settings
 
@@ -130,6 +131,32 @@ class SyncRun:
             logger=self._tap_logger,
             tally=self.summary.requests,
         )
+
+    def partition_access(
+        self, stream: OnePasswordStream, context: Context
+    ) -> dict[str, Any] | None:
+        """Tell what the partition's token may read, or None when the stream does not read it.
+
+        Every event stream starts a partition here, so a partition left unread is the same in
+        each: one of an account set aside in this run (its ERROR line is out) is not read; one
+        whose token lacks the stream's feature is skipped (`skip_partition`).
+
+        Args:
+            stream: The stream.
+            context: Its partition context.
+
+        Returns:
+            The account's introspection record, or None: the partition is not read.
+
+        """
+        account = stream.account_of(context)
+        access = self.access(account)
+        if access is None:
+            return None
+        if isinstance(stream, EventFeed) and stream.feature not in access["features"]:
+            self.skip_partition(stream, account)
+            return None
+        return access
 
     def skip_partition(self, stream: EventFeed, account: Account) -> None:
         """Keep a partition whose token lacks the stream's feature as skipped, and say so.
