@@ -137,9 +137,10 @@ class SyncRun:
     ) -> dict[str, Any] | None:
         """Tell what the partition's token may read, or None when the stream does not read it.
 
-        Every event stream starts a partition here, so a partition left unread is the same in
-        each: one of an account set aside in this run (its ERROR line is out) is not read; one
-        whose token lacks the stream's feature is skipped (`skip_partition`).
+        Every stream starts a partition here, so a partition left unread counts the same in
+        each: one of an account set aside in this run (refused at introspection, or failed in
+        an earlier partition; its ERROR line is out) as failed, with the account's reason; one
+        of an event stream whose feature the token lacks as skipped (`skip_partition`).
 
         Args:
             stream: The stream.
@@ -152,11 +153,24 @@ class SyncRun:
         account = stream.account_of(context)
         access = self.access(account)
         if access is None:
+            self.summary.partition_not_read(stream, context, self._set_aside_because(account))
             return None
         if isinstance(stream, EventFeed) and stream.feature not in access["features"]:
             self.skip_partition(stream, account)
             return None
         return access
+
+    def _set_aside_because(self, account: Account) -> str:
+        """Say why a partition of an account set aside in this run is not read."""
+        why = self.outcome.failed_accounts[account.name]
+        if self._access is not None and self._access.get(account.name) is None:
+            for named in (
+                f"account '{account.name}': ",
+                f"introspection, account '{account.name}': ",
+            ):
+                why = why.removeprefix(named)
+            return f"introspection failed: {why}"
+        return f"not read, the account failed earlier in this run: {why}"
 
     def skip_partition(self, stream: EventFeed, account: Account) -> None:
         """Keep a partition whose token lacks the stream's feature as skipped, and say so.
