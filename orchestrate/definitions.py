@@ -2,9 +2,10 @@
 
 Load them with `dagster dev -m orchestrate.definitions` (or `dagster job execute -m
 orchestrate.definitions -j onepassword_groups`) from the project's folder. The job
-`onepassword_groups` first brings Meltano's system database up to date, once, then runs
-`meltano run tap-onepassword--<group> <loader>` for every group at the same time, each in its
-own process (the multiprocess executor). Each group op:
+`onepassword_groups` follows the load part of the project's Meltano job
+`onepassword-to-postgres` (`orchestrate/pipeline.py`): it first brings Meltano's system database
+up to date, once, then runs `meltano run tap-onepassword--<group> target-postgres` for every
+group at the same time, each in its own process (the multiprocess executor). Each group op:
 
 - is retried on its own (`RetryPolicy`), and a group that fails for good fails alone: Dagster
   goes on with the others and marks the run failed at the end;
@@ -18,9 +19,10 @@ The schedule `onepassword_groups_hourly` starts the job at the top of every hour
 Environment (read when the definitions load, by the Dagster process and each step's process):
 `MELTANO_PROJECT_ROOT` (default: this repository), `MELTANO_DATABASE_URI` (the shared system
 database, e.g. `postgresql+psycopg://user:password@host/meltano`; Meltano reads it itself),
-`ONEPASSWORD_GROUPS_LOADER` (default `target-postgres`), `ONEPASSWORD_GROUPS_RETRIES` (default
-2) and `ONEPASSWORD_GROUPS_RETRY_DELAY` (seconds before the first retry, default 60; Dagster's
-exponential backoff waits 2^n - 1 times that before the n-th). The groups' tokens and the
+`ONEPASSWORD_GROUPS_JOB` (the Meltano job to follow, default `onepassword-to-postgres`),
+`ONEPASSWORD_GROUPS_RETRIES` (default 2) and `ONEPASSWORD_GROUPS_RETRY_DELAY` (seconds before
+the first retry, default 60; Dagster's exponential backoff waits 2^n - 1 times that before the
+n-th). The groups' tokens and the
 loader's settings come from the environment or `.env`, as for any Meltano run.
 """
 
@@ -38,9 +40,12 @@ import dagster as dg
 from dagster import OpExecutionContext
 
 from orchestrate.groups import AccountGroup, read_groups
+from orchestrate.pipeline import Pipeline, read_pipeline
 
 PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).resolve().parents[1])
-LOADER = os.environ.get("ONEPASSWORD_GROUPS_LOADER", "target-postgres")
+PIPELINE = read_pipeline(
+    PROJECT_ROOT, os.environ.get("ONEPASSWORD_GROUPS_JOB", "onepassword-to-postgres")
+)
 RETRY_POLICY = dg.RetryPolicy(
     max_retries=int(os.environ.get("ONEPASSWORD_GROUPS_RETRIES", "2")),
     delay=float(os.environ.get("ONEPASSWORD_GROUPS_RETRY_DELAY", "60")),
@@ -101,13 +106,13 @@ def meltano_system_database(context: OpExecutionContext) -> None:
     run_meltano(context, "upgrade", "database")
 
 
-def group_op(group: AccountGroup) -> dg.OpDefinition:
+def group_op(group: AccountGroup, pipeline: Pipeline) -> dg.OpDefinition:
     """Return the op that runs one group's extractor into the loader."""
+    command = ("run", group.extractor, *pipeline.load)
 
     @dg.op(
         name=f"group_{group.identifier}",
-        description=f"meltano run {group.extractor} {LOADER} "
-        f"(accounts: {', '.join(group.accounts)})",
+        description=f"meltano {' '.join(command)} (accounts: {', '.join(group.accounts)})",
         ins={"system_database": dg.In(dg.Nothing)},
         out=dg.Out(dg.Nothing),
         retry_policy=RETRY_POLICY,
@@ -115,7 +120,7 @@ def group_op(group: AccountGroup) -> dg.OpDefinition:
         tags={"onepassword/group": group.name},
     )
     def run_group(context: OpExecutionContext) -> None:
-        seconds = run_meltano(context, "run", group.extractor, LOADER)
+        seconds = run_meltano(context, *command)
         context.add_output_metadata(
             {
                 "accounts": dg.MetadataValue.text(", ".join(group.accounts)),
@@ -126,9 +131,9 @@ def group_op(group: AccountGroup) -> dg.OpDefinition:
     return run_group
 
 
-def groups_job(groups: list[AccountGroup]) -> dg.JobDefinition:
+def groups_job(groups: list[AccountGroup], pipeline: Pipeline) -> dg.JobDefinition:
     """Return the job: the migration, then every group at once, one process each."""
-    group_ops = [group_op(group) for group in groups]
+    group_ops = [group_op(group, pipeline) for group in groups]
 
     @dg.job(
         name="onepassword_groups",
@@ -152,7 +157,7 @@ def groups_job(groups: list[AccountGroup]) -> dg.JobDefinition:
 
 
 GROUPS = read_groups(PROJECT_ROOT)
-JOB = groups_job(GROUPS)
+JOB = groups_job(GROUPS, PIPELINE)
 SCHEDULE = dg.ScheduleDefinition(
     name="onepassword_groups_hourly",
     job=JOB,
