@@ -136,7 +136,7 @@ def test_a_job_the_groups_cannot_follow_is_refused_with_one_line(
     assert message in str(refused.value)
 
 
-def test_every_group_is_an_op_with_its_own_pool_and_retries_after_one_migration(
+def test_every_group_is_an_op_with_its_own_pool_and_retries_between_migration_and_models(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -147,7 +147,12 @@ def test_every_group_is_an_op_with_its_own_pool_and_retries_after_one_migration(
 
     job = definitions.defs.resolve_job_def("onepassword_groups")
     ops = {node.name: node.definition for node in job.graph.nodes}
-    assert set(ops) == {"meltano_system_database", "group_north", "group_south"}
+    assert set(ops) == {"meltano_system_database", "group_north", "group_south", "models"}
+
+    def upstream_of(name: str) -> list[str]:
+        upstream = job.graph.dependency_structure.input_to_upstream_outputs_for_node(name)
+        return sorted(output.node_name for outputs in upstream.values() for output in outputs)
+
     for name, pool in (
         ("group_north", "tap-onepassword--north"),
         ("group_south", "tap-onepassword--south"),
@@ -155,11 +160,15 @@ def test_every_group_is_an_op_with_its_own_pool_and_retries_after_one_migration(
         assert ops[name].pool == pool
         assert ops[name].retry_policy is not None
         assert ops[name].retry_policy.max_retries == 3
-        upstream = job.graph.dependency_structure.input_to_upstream_outputs_for_node(name)
-        assert [output.node_name for outputs in upstream.values() for output in outputs] == [
-            "meltano_system_database"
-        ]
+        assert upstream_of(name) == ["meltano_system_database"]
         assert f"meltano run tap-onepassword--{name[6:]} target-postgres" in ops[name].description
+    # The models: declared once, after every group, the commands of the Meltano job.
+    assert upstream_of("models") == ["group_north", "group_south"]
+    assert ops["models"].description.startswith(
+        "meltano run dbt-postgres:run dbt-postgres:test dbt-postgres:freshness:"
+    )
+    assert ops["models"].pool == "onepassword-models"
+    assert ops["models"].retry_policy is None
     assert ops["meltano_system_database"].pool is None
     assert job.executor_def.name == "multiprocess"
     schedule = definitions.defs.resolve_schedule_def("onepassword_groups_hourly")
@@ -167,7 +176,7 @@ def test_every_group_is_an_op_with_its_own_pool_and_retries_after_one_migration(
     assert schedule.job_name == "onepassword_groups"
 
 
-def test_the_groups_load_into_the_loader_of_the_job_they_follow(
+def test_a_job_without_commands_after_its_loader_gives_no_models_op(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
