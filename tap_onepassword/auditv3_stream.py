@@ -146,12 +146,8 @@ class AuditEventsV3Stream(EventFeed, OnePasswordStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         account = self.account_of(context)
         assert context is not None
-        access = self.run.access(account)
-        if access is None:
-            return  # the account failed in this run: its ERROR line is out
-        if self.feature not in access["features"]:
-            self.run.skip_partition(self, account)
-            return
+        if self.run.partition_access(self, context) is None:
+            return  # its account failed in this run, or its token lacks the feature
         state = self.get_context_state(context)
         start = self.settings.start_date
         boundary = Boundary.from_state(state, format_timestamp(start) if start else None)

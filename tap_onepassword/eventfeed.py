@@ -3,8 +3,8 @@
 The v1/v2 event streams (`events.EventStream`, resumed by the API's cursor) and the v3 beta
 (`auditv3_stream`, resumed from insertion time) page and resume differently, but they declare
 the same things: the token feature that lets a token read them (a token without it is skipped,
-`SyncRun.skip_partition`), an endpoint named after that feature, and a bookmark that follows the
-order in which the API took the events in. `EventFeed` declares them once.
+in `SyncRun.partition_access`), an endpoint named after that feature, and a bookmark that
+follows the order in which the API took the events in. `EventFeed` declares them once.
 """
 
 from __future__ import annotations

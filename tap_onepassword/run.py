@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tap_onepassword.api import EventsApiClient
 from tap_onepassword.errors import AccountUnauthorizedError, ApiResponseError, TapOnePasswordError
+from tap_onepassword.eventfeed import EventFeed
 from tap_onepassword.events import EventStream
 from tap_onepassword.outcome import RunOutcome
 from tap_onepassword.readahead import ReadAhead
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.helpers.types import Context
 
-    from tap_onepassword.eventfeed import EventFeed
+    from tap_onepassword.events import OnePasswordStream
     from tap_onepassword.pages import Page, PreparedPage, RequestBody
     from tap_onepassword.settings import Account, Settings
 
@@ -130,6 +131,46 @@ class SyncRun:
             logger=self._tap_logger,
             tally=self.summary.requests,
         )
+
+    def partition_access(
+        self, stream: OnePasswordStream, context: Context
+    ) -> dict[str, Any] | None:
+        """Tell what the partition's token may read, or None when the stream does not read it.
+
+        Every stream starts a partition here, so a partition left unread counts the same in
+        each: one of an account set aside in this run (refused at introspection, or failed in
+        an earlier partition; its ERROR line is out) as failed, with the account's reason; one
+        of an event stream whose feature the token lacks as skipped (`skip_partition`).
+
+        Args:
+            stream: The stream.
+            context: Its partition context.
+
+        Returns:
+            The account's introspection record, or None: the partition is not read.
+
+        """
+        account = stream.account_of(context)
+        access = self.access(account)
+        if access is None:
+            self.summary.partition_not_read(stream, context, self._set_aside_because(account))
+            return None
+        if isinstance(stream, EventFeed) and stream.feature not in access["features"]:
+            self.skip_partition(stream, account)
+            return None
+        return access
+
+    def _set_aside_because(self, account: Account) -> str:
+        """Say why a partition of an account set aside in this run is not read."""
+        why = self.outcome.failed_accounts[account.name]
+        if self._access is not None and self._access.get(account.name) is None:
+            for named in (
+                f"account '{account.name}': ",
+                f"introspection, account '{account.name}': ",
+            ):
+                why = why.removeprefix(named)
+            return f"introspection failed: {why}"
+        return f"not read, the account failed earlier in this run: {why}"
 
     def skip_partition(self, stream: EventFeed, account: Account) -> None:
         """Keep a partition whose token lacks the stream's feature as skipped, and say so.

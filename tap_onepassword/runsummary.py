@@ -11,7 +11,9 @@ a progress line says at most every `PROGRESS_EVERY` seconds how far the run got.
 A partition is read inside `RunSummary.partition`, which at its end logs the partition's
 `http_request_count` and `event_lag_seconds` METRIC lines and keeps its outcome; an error that
 leaves the block marks it failed. Code that goes on with the other accounts after one fails
-catches the error outside that block, so the failure is counted (or adds an `Outcome` itself).
+catches the error outside that block, so the failure is counted; the partitions of an account
+set aside before their turn (refused at introspection, or failed in an earlier partition) are
+not read, and `RunSummary.partition_not_read` counts each as failed with the account's reason.
 """
 
 from __future__ import annotations
@@ -164,10 +166,7 @@ class RunSummary:
             raise
         finally:
             stream_name, account_name = stream.name, context["account_name"]
-            sent = self.requests.take(stream_name, account_name)
-            if sent:
-                tags = account_tags(stream_name, context, endpoint=stream.path or "")
-                log_point("counter", metrics.Metric.HTTP_REQUEST_COUNT, sent, tags)
+            sent = self._requests_sent(stream, context)
             newest = partition_state.newest_emitted(state)
             lag = seconds_behind(newest, self._now())
             if lag is not None:
@@ -190,6 +189,32 @@ class RunSummary:
             if failure is None:
                 level = logging.INFO if progress.logged else logging.DEBUG
                 stream.logger.log(level, "%s", progress.summary())
+
+    def partition_not_read(self, stream: OnePasswordStream, context: Context, reason: str) -> None:
+        """Keep a partition that was not read as failed: its account was set aside in this run.
+
+        Its account's ERROR line is out, so nothing more is told at INFO: the partition counts
+        as failed in the summary, with the reason; the requests it sent (a refused
+        introspection's, for the introspection stream) go out as its `http_request_count`.
+
+        Args:
+            stream: The stream.
+            context: The partition context.
+            reason: Why its account was set aside.
+
+        """
+        sent = self._requests_sent(stream, context)
+        self.add(
+            Outcome(stream.name, context["account_name"], "failed", requests=sent, reason=reason)
+        )
+
+    def _requests_sent(self, stream: OnePasswordStream, context: Context) -> int:
+        """Take the requests the partition sent, and log them as its `http_request_count`."""
+        sent = self.requests.take(stream.name, context["account_name"])
+        if sent:
+            tags = account_tags(stream.name, context, endpoint=stream.path or "")
+            log_point("counter", metrics.Metric.HTTP_REQUEST_COUNT, sent, tags)
+        return sent
 
     def partition_skipped(  # noqa: PLR0913 - the skip, and who else the stream skips
         self,

@@ -103,7 +103,7 @@ class IntrospectionStream(OnePasswordStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         account = self.account_of(context)
         assert context is not None
-        access = self.run.access(account)
+        access = self.run.partition_access(self, context)
         if access is None:  # the account failed in this run
             return
         progress = Progress(self.logger, self.name, account.name)

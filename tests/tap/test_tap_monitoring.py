@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import socket
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -18,11 +19,13 @@ import pytest
 
 from onepassword_emulator import AccountSpec, Emulator
 from tap_onepassword.accountmetrics import AccountMeters
+from tap_onepassword.api import EventsApiClient
 from tap_onepassword.errors import ApiResponseError
+from tap_onepassword.outcome import AccountsFailedError
 from tap_onepassword.ratebudget import NOTICE_EVERY, RateBudget
 from tap_onepassword.runsummary import Outcome, RunSummary
 from tap_onepassword.slowanswers import SlowAnswers
-from tests.support.runs import EVENT_STREAMS, FEATURE_OF, run_tap, tap_config
+from tests.support.runs import EVENT_STREAMS, FEATURE_OF, run_tap, selecting, tap_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -355,6 +358,95 @@ def test_a_failed_account_is_named_in_the_summary(
     assert figures["stopped"].startswith("audit_events, account 'default': gave up after 10")
     assert figures["failed"] == 1
     assert figures["failed_first"][0]["account"] == "default"
+
+
+def run_summary_figures(records: list[logging.LogRecord]) -> dict[str, Any]:
+    """The figures of the run's `RUN SUMMARY: {...}` line."""
+    line = next(r.getMessage() for r in records if r.getMessage().startswith("RUN SUMMARY: "))
+    figures: dict[str, Any] = json.loads(line.removeprefix("RUN SUMMARY: "))
+    return figures
+
+
+def unreachable_base_url() -> str:
+    """A loopback URL nothing listens on (the port was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+EVERY_STREAM = (*EVENT_STREAMS, "audit_events_v3", "introspection")
+
+
+@pytest.mark.parametrize("refusal", ["revoked", "unreachable"])
+def test_an_account_refused_at_introspection_counts_failed_in_each_stream_of_the_summary(
+    refusal: str,
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(EventsApiClient, "RETRY_BASE_SECONDS", 0.001)
+    monkeypatch.setattr(EventsApiClient, "MAX_TRIES", 3)
+    config = tap_config(emulator)
+    if refusal == "revoked":
+        emulator.revoke_token(emulator.account("globex").token)
+        why, tries = "the Events API refused the token (401) at ", 1
+    else:
+        config["accounts"][1]["base_url"] = unreachable_base_url()
+        why, tries = "gave up after 3 attempts; last error: connection failed", 3
+    caplog.set_level(logging.INFO)
+    with pytest.raises(AccountsFailedError, match=r"^1 of 3 accounts failed \('globex': "):
+        run_tap(config, catalog=selecting(config, *EVERY_STREAM))
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+    figures = run_summary_figures(caplog.records)
+    assert figures["accounts"] == 3
+    assert figures["failed"] == len(EVERY_STREAM)
+    for stream in EVERY_STREAM:
+        totals = figures["streams"][stream]
+        assert totals["failed"] == 1, stream
+        assert totals["read"] + totals["skipped"] + totals["failed"] == 3, stream
+    assert sorted(f["stream"] for f in figures["failed_first"]) == sorted(EVERY_STREAM)
+    for failed in figures["failed_first"]:
+        assert failed["account"] == "globex"
+        assert failed["reason"].startswith(f"introspection failed: {why}")
+    # The refused introspection requests count in its stream's figures and metric.
+    sent = by_stream_and_account(metric_points(caplog, "http_request_count"))
+    assert sent[("introspection", "globex")] == tries
+    assert figures["streams"]["introspection"]["requests"] == 2 + tries
+    # Told in the summary's lines, not in a line of its own per stream.
+    lines = human_lines(caplog.records)
+    assert any(line.startswith("  failed (5): 'globex' ") for line in lines)
+    told = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO and "'globex'" in r.getMessage()
+    ]
+    summary = ("  failed (5): ", "RUN SUMMARY: ", "run progress: ")
+    assert all(line.startswith(summary) for line in told), told
+
+
+@pytest.mark.usefixtures("fast_retries")
+def test_the_streams_of_an_account_after_its_failure_count_failed_too(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Streams go by name: audit_events and introspection are read before item_usages fails
+    # for good; sign_in_attempts comes after.
+    emulator.fail_next("/api/v2/itemusages", "503", count=10)
+    caplog.set_level(logging.INFO)
+    with pytest.raises(AccountsFailedError, match=r"^1 of 2 accounts failed \('acme': "):
+        run_tap(tap_config(emulator, ["acme", "initech"]))
+    figures = run_summary_figures(caplog.records)
+    assert [(f["stream"], f["account"]) for f in figures["failed_first"]] == [
+        ("item_usages", "acme"),
+        ("sign_in_attempts", "acme"),
+    ]
+    gave_up, not_read = (f["reason"] for f in figures["failed_first"])
+    assert gave_up.startswith("item_usages, account 'acme': gave up after 10 attempts")
+    assert not_read.startswith(
+        "not read, the account failed earlier in this run: item_usages, account 'acme': gave up"
+    )
+    for stream, totals in figures["streams"].items():
+        assert totals["read"] + totals["skipped"] + totals["failed"] == 2, stream
+    assert figures["streams"]["audit_events"]["read"] == 2
 
 
 # ---- a request that waits long for its answer ----------------------------------------------
