@@ -4,10 +4,11 @@
 against the loader alone (on the tap's captured output) and the tap alone, each in the same
 round, so that their ratios survive a shared machine's drift.
 
-- ``PostgresServer``: ``initdb`` and ``pg_ctl`` in a temporary folder, on a free loopback port,
-  as the ``postgres`` system user when this process is root (the server refuses root). Like the
-  end-to-end tests, it turns off fsync, synchronous commit and full-page writes: the loader's
-  CPU, not this machine's disk, is what is measured.
+- ``postgres_server``: the throwaway cluster the end-to-end tests use
+  (``tests/support/postgres.py``: ``initdb`` and ``pg_ctl`` in a temporary folder, on a free
+  loopback port, as the ``postgres`` system user when this process is root, fsync,
+  synchronous commit and full-page writes off: the loader's CPU, not this machine's disk, is
+  what is measured), with the server's CPU seconds read from ``/proc``.
 - ``MeltanoVariant``: a copy of this project's ``meltano.yml`` in its own folder, with the
   target-postgres ``config`` block replaced (for instance by the loader's defaults). The
   plugin virtualenvs of ``.meltano/`` are linked in, so nothing is installed; each run gets a
@@ -19,20 +20,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bench
 import psycopg
 import yaml
+
+# The benchmarks run as scripts from benchmarks/: the repository itself is not on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.postgres import PostgresCluster, throwaway_postgres
 
 if TYPE_CHECKING:
     import argparse
@@ -50,150 +51,51 @@ EVENT_TABLES = ("sign_in_attempts", "item_usages", "audit_events")
 _FOREIGN_ENV_PREFIXES = ("TAP_ONEPASSWORD_", "TARGET_JSONL_", "TARGET_POSTGRES_", "MELTANO_")
 
 
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresCluster]:
+    """Start the tests' throwaway cluster; a server that cannot start is one line and exit 1."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(throwaway_postgres())
+        except (RuntimeError, subprocess.CalledProcessError) as error:
+            sys.stderr.write(f"{error}\n")
+            raise SystemExit(1) from None
+        yield server
 
 
-def _postgres_program(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if candidates:
-        return str(candidates[-1])
-    sys.stderr.write(f"PostgreSQL server program {name!r} not found: run `make postgres`\n")
-    raise SystemExit(1)
-
-
-@dataclass
-class PostgresServer:
-    """A PostgreSQL cluster on 127.0.0.1 that lives as long as its ``with`` block."""
-
-    port: int
-    password: str
-    data_dir: Path
-    user: str = "postgres"
-    host: str = "127.0.0.1"
-
-    def conninfo(self, dbname: str = "postgres") -> str:
-        """Return a libpq connection string for one database."""
-        return (
-            f"host={self.host} port={self.port} user={self.user} "
-            f"password={self.password} dbname={dbname}"
+def event_rows(server: PostgresCluster, dbname: str) -> int:
+    """Return how many rows the three event tables of ``dbname`` hold."""
+    with psycopg.connect(server.conninfo(dbname)) as conn:
+        return sum(
+            int(conn.execute(f'SELECT count(*) FROM "{SCHEMA}"."{table}"').fetchone()[0])  # type: ignore[index]
+            for table in EVENT_TABLES
         )
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database and return its name."""
-        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return name
 
-    def event_rows(self, dbname: str) -> int:
-        """Return how many rows the three event tables of ``dbname`` hold."""
-        with psycopg.connect(self.conninfo(dbname)) as conn:
-            return sum(
-                int(conn.execute(f'SELECT count(*) FROM "{SCHEMA}"."{table}"').fetchone()[0])  # type: ignore[index]
-                for table in EVENT_TABLES
-            )
+def server_cpu_seconds(server: PostgresCluster) -> float:
+    """Return the CPU seconds the server used so far, its finished backends included.
 
-    def cpu_seconds(self) -> float:
-        """Return the CPU seconds the server used so far, its finished backends included.
+    The postmaster reaps every backend, so its children's times hold theirs once they
+    exit; those still running are added from their own counters.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+    total = _process_ticks(postmaster, with_children=True)
+    for child in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split():
+        with contextlib.suppress(OSError):
+            total += _process_ticks(int(child), with_children=True)
+    return total / ticks
 
-        The postmaster reaps every backend, so its children's times hold theirs once they
-        exit; those still running are added from their own counters.
-        """
-        ticks = os.sysconf("SC_CLK_TCK")
-        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        total = _process_ticks(postmaster, with_children=True)
-        for child in Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split():
-            with contextlib.suppress(OSError):
-                total += _process_ticks(int(child), with_children=True)
-        return total / ticks
 
-    def loader_connection(self, dbname: str) -> dict[str, Any]:
-        """Return target-postgres's connection settings for one database."""
-        return {
-            "host": self.host,
-            "port": self.port,
-            "user": self.user,
-            "password": self.password,
-            "database": dbname,
-        }
-
-    @classmethod
-    @contextlib.contextmanager
-    def started(cls) -> Iterator[PostgresServer]:
-        """Start a cluster in a temporary folder; stop and remove it on leaving."""
-        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        root = Path(tempfile.mkdtemp(prefix="tap-onepassword-bench-pg-"))
-        if as_postgres:
-            shutil.chown(root, user="postgres", group="postgres")
-        data_dir, log_file = root / "data", root / "server.log"
-        server = cls(port=free_port(), password=secrets.token_urlsafe(16), data_dir=data_dir)
-        password_file = root / "password"
-        password_file.write_text(server.password)
-        if as_postgres:
-            shutil.chown(password_file, user="postgres", group="postgres")
-        pg_ctl = _postgres_program("pg_ctl")
-        try:
-            subprocess.run(
-                [
-                    *as_postgres,
-                    _postgres_program("initdb"),
-                    "-D",
-                    str(data_dir),
-                    "-U",
-                    server.user,
-                    f"--pwfile={password_file}",
-                    "--auth-host=scram-sha-256",
-                    "--auth-local=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                    "--no-instructions",
-                ],
-                check=True,
-                capture_output=True,
-            )
-            options = (
-                f"-p {server.port} -c listen_addresses=127.0.0.1 -k {root} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
-            started = subprocess.run(
-                [
-                    *as_postgres,
-                    pg_ctl,
-                    "-D",
-                    str(data_dir),
-                    "-l",
-                    str(log_file),
-                    "-o",
-                    options,
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
-                check=False,
-                capture_output=True,
-                text=True,
-            )
-            if started.returncode != 0:
-                log = log_file.read_text() if log_file.exists() else ""
-                sys.stderr.write(f"PostgreSQL did not start: {started.stderr.strip()}\n{log}\n")
-                raise SystemExit(1)
-            yield server
-        finally:
-            subprocess.run(
-                [*as_postgres, pg_ctl, "-D", str(data_dir), "-m", "immediate", "-w", "stop"],
-                check=False,
-                capture_output=True,
-            )
-            shutil.rmtree(root, ignore_errors=True)
+def loader_connection(server: PostgresCluster, dbname: str) -> dict[str, Any]:
+    """Return target-postgres's connection settings for one database."""
+    return {
+        "host": server.host,
+        "port": server.port,
+        "user": server.user,
+        "password": server.password,
+        "database": dbname,
+    }
 
 
 def _process_ticks(pid: int, *, with_children: bool) -> int:
@@ -312,7 +214,7 @@ def measure_pipeline(workdir: bench.Workdir, *, events: int, repeat: int) -> dic
     tuned = project_loader_config()
     default = {key: value for key, value in tuned.items() if key in LOADER_CHOICES}
     loader_env = {**clean_environ(), "PGTZ": "UTC"}
-    with bench.emulator(events=events) as emu, PostgresServer.started() as server:
+    with bench.emulator(events=events) as emu, postgres_server() as server:
         since = bench.start_time()
         settings = bench.tap_config(emu, page_size=1000, since=since)
         config = workdir.write("config.json", settings)
@@ -341,9 +243,9 @@ def measure_pipeline(workdir: bench.Workdir, *, events: int, repeat: int) -> dic
                 loader_config_file = write_loader_config(
                     workdir.path / f"loader-{name}.json",
                     loader_config,
-                    server.loader_connection(database),
+                    loader_connection(server, database),
                 )
-                server_cpu = server.cpu_seconds()
+                server_cpu = server_cpu_seconds(server)
                 run = bench.run_measured(
                     loader_command(loader_config_file),
                     stdin=captured,
@@ -355,13 +257,13 @@ def measure_pipeline(workdir: bench.Workdir, *, events: int, repeat: int) -> dic
                 seconds.setdefault(f"loader_{name}", []).append(run.wall)
                 cpu.setdefault(f"loader_{name}", []).append(run.cpu)
                 server_cpus.setdefault(f"loader_{name}", []).append(
-                    server.cpu_seconds() - server_cpu
+                    server_cpu_seconds(server) - server_cpu
                 )
             for name, variant in variants.items():
                 emu.fresh_window()
                 database = server.create_database(f"pipeline_{name}_{round_number}")
-                env = variant.environment(_tap_env(settings), server.loader_connection(database))
-                server_cpu = server.cpu_seconds()
+                env = variant.environment(_tap_env(settings), loader_connection(server, database))
+                server_cpu = server_cpu_seconds(server)
                 run = bench.run_measured(
                     variant.run_command(), env=env, cwd=variant.folder, discard_stdout=True
                 )
@@ -370,7 +272,7 @@ def measure_pipeline(workdir: bench.Workdir, *, events: int, repeat: int) -> dic
                 seconds.setdefault(f"pipeline_{name}", []).append(run.wall)
                 cpu.setdefault(f"pipeline_{name}", []).append(run.cpu)
                 server_cpus.setdefault(f"pipeline_{name}", []).append(
-                    server.cpu_seconds() - server_cpu
+                    server_cpu_seconds(server) - server_cpu
                 )
     rates = {kind: [records / wall for wall in walls] for kind, walls in seconds.items()}
     ratios = [
@@ -425,8 +327,8 @@ def _succeeded(run: bench.ProcessRun, what: str) -> None:
         raise SystemExit(1)
 
 
-def _check_landed(server: PostgresServer, database: str, records: int, what: str) -> None:
-    landed = server.event_rows(database)
+def _check_landed(server: PostgresCluster, database: str, records: int, what: str) -> None:
+    landed = event_rows(server, database)
     if landed != records:
         sys.stderr.write(f"{what} landed {landed} event rows of {records}\n")
         raise SystemExit(1)

@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL 15 cluster on 127.0.0.1, for the tests that load into a real server.
+"""A throwaway PostgreSQL 15 cluster on 127.0.0.1, wherever something loads into a real server.
+
+The end-to-end, model and Dagster tests use it, and so do `make scale-demo` and the pipeline
+benchmark (`benchmarks/pipeline.py`): it imports no pytest, and must not.
 
 The server refuses to run as root, and CI runs as root: then initdb and the server run as the
 `postgres` system user, in a temporary folder that user owns. Connections over TCP need the
@@ -42,8 +45,8 @@ def postgres_bin(name: str) -> str:
     if candidates:
         return str(candidates[-1])
     msg = (
-        f"PostgreSQL server program {name!r} not found: run `make test` "
-        "(it installs postgresql-15) or `apt-get install postgresql-15`"
+        f"PostgreSQL server program {name!r} not found: run `make postgres` (which `make test` "
+        "and `make bench` run; it installs postgresql-15) or `apt-get install postgresql-15`"
     )
     raise RuntimeError(msg)
 
@@ -54,6 +57,8 @@ class PostgresCluster:
 
     port: int
     password: str
+    data_dir: Path
+    """The cluster's files; its `postmaster.pid` names the server's process."""
     user: str = "postgres"
     host: str = "127.0.0.1"
 
@@ -88,13 +93,15 @@ def throwaway_postgres(*, timezone: str | None = None) -> Iterator[PostgresClust
     """
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     root = Path(tempfile.mkdtemp(prefix="tap-onepassword-pg-"))
-    cluster = PostgresCluster(port=free_port(), password=secrets.token_urlsafe(16))
+    data_dir, log_file = root / "data", root / "server.log"
+    cluster = PostgresCluster(
+        port=free_port(), password=secrets.token_urlsafe(16), data_dir=data_dir
+    )
     password_file = root / "password"
     password_file.write_text(cluster.password)
     if as_postgres:
         for path in (root, password_file):
             shutil.chown(path, user="postgres", group="postgres")
-    data_dir, log_file = root / "data", root / "server.log"
     pg_ctl = postgres_bin("pg_ctl")
     try:
         subprocess.run(
