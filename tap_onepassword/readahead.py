@@ -85,10 +85,12 @@ class Partition:
 class Pace:
     """How many pages to have in flight: enough to keep the network busy, and no more.
 
-    While one page waits for its answer, others can use the CPU: about round trip / CPU pages
-    in flight keep it busy, plus one. More would only add threads taking turns at the
-    interpreter lock, and pages waiting in memory: with a fast local network, eight pages in
-    flight cost some 25% more CPU per record than two.
+    While one page waits for its answer, the worker threads can work on the pages already
+    answered: as many pages as fit in one round trip of CPU work, plus the one waiting, keep
+    both busy. When answers come back faster than a page's CPU work, that is one page at a
+    time. More would only add threads taking turns at the interpreter lock, and pages waiting
+    in memory: with a fast local server, two pages in flight instead of one cost some 8% more
+    CPU per record, and no less wall time.
 
     The CPU a page costs (reading, decoding, shaping, encoding) is averaged over the run. The
     round trip is the shortest of the last few: a wait for the answer grows when the server
@@ -127,7 +129,7 @@ class Pace:
             self._cpu = cpu
         else:
             self._cpu += self.SMOOTHING * (cpu - self._cpu)
-        needed = math.ceil(min(self._round_trips) / max(self._cpu, 1e-4)) + 1
+        needed = math.floor(min(self._round_trips) / max(self._cpu, 1e-4)) + 1
         self.wanted = max(1, min(self.most, needed))
 
 
