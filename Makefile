@@ -102,7 +102,7 @@ soak: venv
 
 # Account groups in parallel on Dagster, next to one process reading every account, against
 # the emulator with state in a throwaway PostgreSQL (by hand, not part of `make test`; a few
-# minutes): per group, the events that landed and how long its step took.
+# minutes): per group, the events that landed and how long its step took; then the models.
 # Knobs: make scale-demo SCALE_ARGS="--help".
 scale-demo: venv plugins postgres
 	@$(RUN) $(BIN)/python -m tests.orchestrate.scale_demo $(SCALE_ARGS)

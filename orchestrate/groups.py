@@ -51,7 +51,7 @@ def project_files(project_root: Path) -> list[Path]:
     if not meltano_yml.is_file():
         msg = f"no meltano.yml in {project_root}: set MELTANO_PROJECT_ROOT to the Meltano project"
         raise GroupsError(msg)
-    patterns = _load(meltano_yml).get("include_paths") or []
+    patterns = load_yaml(meltano_yml).get("include_paths") or []
     included = {path for pattern in patterns for path in project_root.glob(pattern)}
     return [meltano_yml, *sorted(included - {meltano_yml})]
 
@@ -66,7 +66,7 @@ def read_groups(project_root: Path) -> list[AccountGroup]:
     """
     groups: list[AccountGroup] = []
     for path in project_files(project_root):
-        extractors = (_load(path).get("plugins") or {}).get("extractors") or []
+        extractors = (load_yaml(path).get("plugins") or {}).get("extractors") or []
         groups.extend(
             _group_of(extractor, path)
             for extractor in extractors
@@ -109,7 +109,7 @@ def _group_of(extractor: dict[str, Any], path: Path) -> AccountGroup:
     return AccountGroup(extractor=name, accounts=names)
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_yaml(path: Path) -> dict[str, Any]:
     """Return one YAML file of the project as a mapping."""
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))

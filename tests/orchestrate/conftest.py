@@ -25,7 +25,11 @@ def meltano_plugins() -> None:
     """Check that the project's Meltano plugins are installed (`make test` installs them)."""
     missing = [
         name
-        for name in ("extractors/tap-onepassword", "loaders/target-postgres")
+        for name in (
+            "extractors/tap-onepassword",
+            "loaders/target-postgres",
+            "utilities/dbt-postgres",
+        )
         if not (PROJECT_ROOT / ".meltano" / name / "venv").is_dir()
     ]
     if missing:

@@ -39,7 +39,14 @@ LOADER = "target-postgres"
 SCHEMA = "onepassword"
 STREAMS = ("sign_in_attempts", "item_usages", "audit_events")
 # Variables from the caller's shell that would steer Meltano or Dagster.
-_FOREIGN_ENV_PREFIXES = ("TAP_ONEPASSWORD", "TARGET_", "MELTANO_", "DAGSTER_", "ONEPASSWORD_")
+_FOREIGN_ENV_PREFIXES = (
+    "TAP_ONEPASSWORD",
+    "TARGET_",
+    "DBT_",
+    "MELTANO_",
+    "DAGSTER_",
+    "ONEPASSWORD_",
+)
 
 
 Postgres = PostgresCluster
@@ -78,17 +85,19 @@ def groups_file(groups: Mapping[str, list[str]]) -> dict[str, Any]:
 def scratch_project(folder: Path, groups: Mapping[str, list[str]]) -> Path:
     """Make a Meltano project: this repository's `meltano.yml` plus a file of groups.
 
-    The plugins' virtualenvs are this repository's (linked, never reinstalled): the copy only
-    adds the groups, so a test never writes into the repository.
+    The plugins' virtualenvs and the dbt project are this repository's (linked, never
+    reinstalled): the copy only adds the groups, and dbt writes its compiled files and logs
+    into the copy's `.meltano/`, so a test never writes into the repository.
     """
     folder.mkdir(parents=True)
     project = yaml.safe_load((PROJECT_ROOT / "meltano.yml").read_text())
     project["include_paths"] = [*project.get("include_paths", []), "./groups.meltano.yml"]
     (folder / "meltano.yml").write_text(yaml.safe_dump(project, sort_keys=False))
     (folder / "groups.meltano.yml").write_text(yaml.safe_dump(groups_file(groups), sort_keys=False))
+    (folder / "transform").symlink_to(PROJECT_ROOT / "transform", target_is_directory=True)
     system = folder / ".meltano"
     system.mkdir()
-    for kind in ("extractors", "loaders"):
+    for kind in ("extractors", "loaders", "utilities"):
         (system / kind).symlink_to(PROJECT_ROOT / ".meltano" / kind, target_is_directory=True)
     return folder
 

@@ -4,11 +4,12 @@ Starts the emulator (every account with all three features, a fixed latency per 
 throwaway PostgreSQL cluster (Meltano's system database and two warehouses), and a scratch
 copy of the Meltano project with the groups declared in an included file. Then:
 
-1. `dagster job execute -m orchestrate.definitions -j onepassword_groups`: the groups at once;
-2. `meltano run tap-onepassword target-postgres` with every account in one extractor.
+1. `dagster job execute -m orchestrate.definitions -j onepassword_groups`: the groups at once,
+   then the dbt models once;
+2. `meltano run tap-onepassword target-postgres` with every account in one extractor (no models).
 
-Prints, per group, the events that landed and how long its step took, then the same for the
-single process, and exits 1 if either landed other than every event once.
+Prints, per group, the events that landed and how long its step took, how long the models took,
+then the same for the single process, and exits 1 if either landed other than every event once.
 """
 
 # A command-line script: it prints, and runs this project's own programs.
@@ -150,11 +151,13 @@ def compare(
             f"{sum(per_account.get(account, 0) for account in members):>8} "
             f"{(ended - begun).total_seconds():>8.1f}  (its Dagster step)"
         )
-    begun, ended = execution.span("meltano_system_database")
-    print(f"   {'migration':<12} {'':<26} {'':>8} {(ended - begun).total_seconds():>8.1f}")
+    for step, label in (("meltano_system_database", "migration"), ("models", "models")):
+        begun, ended = execution.span(step)
+        print(f"   {label:<12} {'':<26} {'':>8} {(ended - begun).total_seconds():>8.1f}")
     print(
         f"   {'groups job':<12} {'every group, on Dagster':<26} "
-        f"{sum(per_account.values()):>8} {groups_seconds:>8.1f}  (dagster job execute)"
+        f"{sum(per_account.values()):>8} {groups_seconds:>8.1f}  (dagster job execute, "
+        "models included)"
     )
     print(
         f"   {'one process':<12} {f'all {len(tokens)} accounts':<26} "

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from orchestrate.groups import AccountGroup, GroupsError, read_groups
-from tests.orchestrate.groups_harness import scratch_project
+from orchestrate.pipeline import Pipeline, read_pipeline
+from tests.orchestrate.groups_harness import PROJECT_ROOT, scratch_project
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -85,7 +86,57 @@ def test_a_declaration_that_cannot_run_safely_is_refused_with_one_line(
     assert message in str(refused.value)
 
 
-def test_every_group_is_an_op_with_its_own_pool_and_retries_after_one_migration(
+def test_the_groups_follow_the_meltano_job_cut_after_its_loader(tmp_path: Path) -> None:
+    assert read_pipeline(PROJECT_ROOT, "onepassword-to-postgres") == Pipeline(
+        job="onepassword-to-postgres",
+        load=("target-postgres",),
+        after_load=("dbt-postgres:run", "dbt-postgres:test", "dbt-postgres:freshness"),
+    )
+    # A mapper stays with the load; tasks given as lists and as several strings read alike.
+    project = write_project(tmp_path / "project", [])
+    meltano_yml = yaml.safe_load((project / "meltano.yml").read_text())
+    meltano_yml["plugins"]["loaders"] = [{"name": "warehouse"}]
+    meltano_yml["jobs"] = [
+        {"name": "mapped", "tasks": [["tap-onepassword", "hash-emails warehouse"], "dbt:run"]},
+        {"name": "load-only", "tasks": ["tap-onepassword warehouse"]},
+    ]
+    (project / "meltano.yml").write_text(yaml.safe_dump(meltano_yml))
+    mapped = read_pipeline(project, "mapped")
+    assert (mapped.load, mapped.loader, mapped.after_load) == (
+        ("hash-emails", "warehouse"),
+        "warehouse",
+        ("dbt:run",),
+    )
+    assert read_pipeline(project, "load-only").after_load == ()
+
+
+@pytest.mark.parametrize(
+    ("job", "message"),
+    [
+        ("absent", "the Meltano project declares no job 'absent' (it has: "),
+        ("no-loader", "Meltano job 'no-loader' runs `tap-onepassword dbt:run`: the groups follow"),
+        ("other-tap", "Meltano job 'other-tap' runs `tap-x warehouse`: the groups follow"),
+    ],
+)
+def test_a_job_the_groups_cannot_follow_is_refused_with_one_line(
+    tmp_path: Path,
+    job: str,
+    message: str,
+) -> None:
+    project = write_project(tmp_path / "project", [])
+    meltano_yml = yaml.safe_load((project / "meltano.yml").read_text())
+    meltano_yml["plugins"]["loaders"] = [{"name": "warehouse"}]
+    meltano_yml["jobs"] = [
+        {"name": "no-loader", "tasks": ["tap-onepassword dbt:run"]},
+        {"name": "other-tap", "tasks": ["tap-x warehouse"]},
+    ]
+    (project / "meltano.yml").write_text(yaml.safe_dump(meltano_yml))
+    with pytest.raises(GroupsError, match=r"^[^\n]*$") as refused:
+        read_pipeline(project, job)
+    assert message in str(refused.value)
+
+
+def test_every_group_is_an_op_with_its_own_pool_and_retries_between_migration_and_models(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -96,7 +147,12 @@ def test_every_group_is_an_op_with_its_own_pool_and_retries_after_one_migration(
 
     job = definitions.defs.resolve_job_def("onepassword_groups")
     ops = {node.name: node.definition for node in job.graph.nodes}
-    assert set(ops) == {"meltano_system_database", "group_north", "group_south"}
+    assert set(ops) == {"meltano_system_database", "group_north", "group_south", "models"}
+
+    def upstream_of(name: str) -> list[str]:
+        upstream = job.graph.dependency_structure.input_to_upstream_outputs_for_node(name)
+        return sorted(output.node_name for outputs in upstream.values() for output in outputs)
+
     for name, pool in (
         ("group_north", "tap-onepassword--north"),
         ("group_south", "tap-onepassword--south"),
@@ -104,12 +160,35 @@ def test_every_group_is_an_op_with_its_own_pool_and_retries_after_one_migration(
         assert ops[name].pool == pool
         assert ops[name].retry_policy is not None
         assert ops[name].retry_policy.max_retries == 3
-        upstream = job.graph.dependency_structure.input_to_upstream_outputs_for_node(name)
-        assert [output.node_name for outputs in upstream.values() for output in outputs] == [
-            "meltano_system_database"
-        ]
+        assert upstream_of(name) == ["meltano_system_database"]
+        assert f"meltano run tap-onepassword--{name[6:]} target-postgres" in ops[name].description
+    # The models: declared once, after every group, the commands of the Meltano job.
+    assert upstream_of("models") == ["group_north", "group_south"]
+    assert ops["models"].description.startswith(
+        "meltano run dbt-postgres:run dbt-postgres:test dbt-postgres:freshness:"
+    )
+    assert ops["models"].pool == "onepassword-models"
+    assert ops["models"].retry_policy is None
     assert ops["meltano_system_database"].pool is None
     assert job.executor_def.name == "multiprocess"
     schedule = definitions.defs.resolve_schedule_def("onepassword_groups_hourly")
     assert schedule.cron_schedule == "0 * * * *"
     assert schedule.job_name == "onepassword_groups"
+
+
+def test_a_job_without_commands_after_its_loader_gives_no_models_op(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = scratch_project(tmp_path / "project", {"north": ["acme"]})
+    meltano_yml = yaml.safe_load((project / "meltano.yml").read_text())
+    meltano_yml["jobs"].append({"name": "to-jsonl", "tasks": ["tap-onepassword target-jsonl"]})
+    (project / "meltano.yml").write_text(yaml.safe_dump(meltano_yml, sort_keys=False))
+    monkeypatch.setenv("MELTANO_PROJECT_ROOT", str(project))
+    monkeypatch.setenv("ONEPASSWORD_GROUPS_JOB", "to-jsonl")
+    definitions = importlib.reload(importlib.import_module("orchestrate.definitions"))
+
+    job = definitions.defs.resolve_job_def("onepassword_groups")
+    ops = {node.name: node.definition for node in job.graph.nodes}
+    assert set(ops) == {"meltano_system_database", "group_north"}
+    assert "meltano run tap-onepassword--north target-jsonl" in ops["group_north"].description

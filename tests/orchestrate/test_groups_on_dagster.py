@@ -1,9 +1,10 @@
-"""Account groups run by Dagster at once, each with its own state in PostgreSQL.
+"""Account groups run by Dagster at once, each with its own state in PostgreSQL, then the models.
 
 One emulator (with latency, so that a group's run lasts as long as its pages take to come)
 serves every account; a scratch copy of the Meltano project declares three groups; `dagster
 job execute` runs the groups job twice, new and late events being added in between. Meltano's
-system database and the loaded tables are in a throwaway PostgreSQL cluster.
+system database, the loaded tables and the dbt models built from them are in a throwaway
+PostgreSQL cluster.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ GROUPS = {"alpha": ["a1", "a2"], "beta": ["b1"], "gamma": ["c1"]}
 GROUP_OF = {account: group for group, members in GROUPS.items() for account in members}
 STREAM_OF_FEATURE = dict(zip(("signinattempts", "itemusages", "auditevents"), STREAMS, strict=True))
 Key = tuple[str, str, str]  # (stream, account, uuid)
+MARTS = "onepassword_marts"
 
 
 def served(emulator: Emulator) -> set[Key]:
@@ -59,6 +61,29 @@ def landed(conn: psycopg.Connection[Any]) -> dict[Key, datetime]:
             assert (stream, account, uuid) not in rows, f"{stream}: {account} {uuid} twice"
             rows[stream, account, uuid] = batched_at
     return rows
+
+
+def modelled(conn: psycopg.Connection[Any]) -> dict[Key, int]:
+    """Return the events the models hold (the mart of every event), with how often each is there."""
+    rows: dict[Key, int] = {}
+    for stream, account, uuid in conn.execute(
+        f"SELECT stream, account_name, event_uuid FROM {MARTS}.onepassword__events"
+    ):
+        rows[stream, account, uuid] = rows.get((stream, account, uuid), 0) + 1
+    return rows
+
+
+def assert_models_hold(conn: psycopg.Connection[Any], loaded: set[Key]) -> None:
+    """The models were built from every loaded event, once each, and the OCSF marts with them."""
+    assert modelled(conn) == dict.fromkeys(loaded, 1)
+    sign_ins: dict[str, int] = {}
+    for stream, account, _ in loaded:
+        if stream == "sign_in_attempts":
+            sign_ins[account] = sign_ins.get(account, 0) + 1
+    authentication = conn.execute(
+        f"SELECT account_name, count(*) FROM {MARTS}.ocsf_authentication GROUP BY account_name"
+    ).fetchall()
+    assert dict(authentication) == sign_ins
 
 
 def data_requests(emulator: Emulator, since: int = 0) -> list[Any]:
@@ -153,7 +178,14 @@ def test_groups_run_at_once_alone_in_failure_each_with_its_own_state_then_resume
     # Every event of the groups that ran landed once.
     with psycopg.connect(postgres.conninfo("warehouse")) as conn:
         loaded = landed(conn)
+        # The models ran once, after the loads, although gamma failed: on what landed.
+        assert_models_hold(conn, set(loaded))
     assert set(loaded) == {key for key in served(emulator) if GROUP_OF[key[1]] != "gamma"}
+    assert [attempt.outcome for attempt in first.steps["models"]] == ["STEP_SUCCESS"]
+    models_started = first.span("models")[0]
+    assert models_started > first.steps[group_step("gamma")][-1].started
+    assert models_started > max(request.time for request in data_requests(emulator))
+    assert "Steps failed: ['group_gamma']" in first.output
 
     assert_own_states(groups.states(), ran)
 
@@ -179,7 +211,10 @@ def test_groups_run_at_once_alone_in_failure_each_with_its_own_state_then_resume
     ), "a group read from a start time, not its stored cursor"
     with psycopg.connect(postgres.conninfo("warehouse")) as conn:
         reloaded = landed(conn)
+        assert_models_hold(conn, served(emulator))
     assert set(reloaded) == served(emulator)
+    assert [attempt.outcome for attempt in whole.steps["models"]] == ["STEP_SUCCESS"]
+    assert whole.span("models")[0] > max(request.time for request in requests)
     loaded_again = {key for key, when in reloaded.items() if loaded.get(key) != when}
     assert loaded_again == added | {key for key in reloaded if key[1] == "c1"}
     assert_own_states(groups.states(), list(GROUPS))
