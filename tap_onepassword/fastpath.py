@@ -9,12 +9,12 @@ when it could not change the output; the tests compare the output of both paths.
 
 `FastPathStream`, the base of the tap's streams, writes a record straight into the `SingerOutput`
 buffer when nothing on the SDK's path could change it (every property selected, no stream map or
-flattening, no type conformance, no batch files, no child streams), possibly already encoded by a
-read-ahead worker (`EncodedRecord`), or a whole prepared page of them at once (`EncodedPage`: the
-SDK's per-record loop then runs once per page, and the stream counts the page's other records). The
-records of one page share one `time_extracted`. It defers the SDK's per-record bookmark update to
-the next moment state is written or finalised (for a sorted, unchecked stream the SDK keeps only the
-latest record's value). `LEAN_OUTPUT = False` turns all of that off.
+flattening, no type conformance, no child streams), possibly already encoded by a read-ahead worker
+(`EncodedRecord`), or a whole prepared page of them at once (`EncodedPage`: the SDK's per-record
+loop then runs once per page, and the stream counts the page's other records). The records of one
+page share one `time_extracted`. It defers the SDK's per-record bookmark update to the next moment
+state is written or finalised (for a sorted, unchecked stream the SDK keeps only the latest
+record's value). `LEAN_OUTPUT = False` turns all of that off.
 
 `FastPathTap`, the base of the tap, replaces the SDK's STATE writer with `StateOutput` (paced
 by `state_interval`), runs the sync inside the tap's `sync_tuning`, writes the run's last STATE
@@ -199,8 +199,8 @@ class FastPathStream(Stream):
         """The writer, when a record may skip the SDK's per-record steps; else None.
 
         Decided once per run: selection, stream maps and conformance do not change while
-        streams sync. Not with batch files or child streams: records then go elsewhere
-        than `_write_record_message`, whole.
+        streams sync. Not with child streams: records then also go to them, whole. (Batch
+        files never reach here: the settings refuse `batch_config`.)
         """
         writer = self._tap.message_writer
         if not isinstance(writer, SingerOutput):
@@ -208,7 +208,6 @@ class FastPathStream(Stream):
         maps = self.stream_maps
         lean = (
             self.LEAN_OUTPUT
-            and self.get_batch_config(self.config) is None
             and not self.child_streams
             and self.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE
             and all(self.mask.values())
