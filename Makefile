@@ -86,9 +86,10 @@ settings: venv
 	@$(RUN) $(BIN)/python scripts/sync_settings.py
 
 # Throughput, by hand (not part of `make test`; the pipeline case alone takes 20 minutes or
-# more): CPU per record against a raw floor, wall time with 100 ms latency, peak memory over
-# 1,000,000 events, and records/s of `meltano run` into PostgreSQL beside the loader alone and
-# the tap alone. Prints a table and writes benchmarks/results/latest.json.
+# more): (a) CPU per record against a raw floor, (b) wall time with 100 ms latency, (c) peak
+# memory over 1,000,000 events, (d) 10, 100 and 1,000 accounts (CPU, memory, STATE bytes), and
+# records/s of `meltano run` into PostgreSQL beside the loader alone and the tap alone. Prints
+# a table and writes benchmarks/results/latest.json.
 # Knobs: make bench BENCH_ARGS="--help"; one case: make bench BENCH_ARGS="--only pipeline".
 bench: venv plugins postgres
 	@$(RUN) $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
