@@ -4,9 +4,11 @@ Each stream and account (a partition) ends read, skipped (the token lacks the st
 feature) or failed; `RunSummary` keeps one small outcome per partition and, at the end of the
 run, logs a bounded summary: one line for the run, one per stream with its totals, and one
 each for the partitions that failed, were skipped and lag most (a few named, the rest
-counted). The same figures go out as one JSON line (`RUN SUMMARY: {...}`) for an orchestrator
-to pick up, and every partition's own outcome as a JSON line at DEBUG. While partitions end,
-a progress line says at most every `PROGRESS_EVERY` seconds how far the run got.
+counted; of the failed and skipped, one partition per account is named before a second of
+any, so several accounts failing in every stream are all named when they fit). The same
+figures go out as one JSON line (`RUN SUMMARY: {...}`) for an orchestrator to pick up, and
+every partition's own outcome as a JSON line at DEBUG. While partitions end, a progress line
+says at most every `PROGRESS_EVERY` seconds how far the run got.
 
 A partition is read inside `RunSummary.partition`, which at its end logs the partition's
 `http_request_count` and `event_lag_seconds` METRIC lines and keeps its outcome; an error that
@@ -19,6 +21,7 @@ not read, and `RunSummary.partition_not_read` counts each as failed with the acc
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import threading
@@ -312,10 +315,12 @@ class RunSummary:
             "failed": len(failed),
             "failed_first": [
                 {"stream": o.stream, "account": o.account, "reason": o.reason[:REASON_CHARS]}
-                for o in failed[:NAMED]
+                for o in one_per_account_first(failed)
             ],
             "skipped": len(skipped),
-            "skipped_first": [{"stream": o.stream, "account": o.account} for o in skipped[:NAMED]],
+            "skipped_first": [
+                {"stream": o.stream, "account": o.account} for o in one_per_account_first(skipped)
+            ],
             "lag_most": [
                 {"stream": o.stream, "account": o.account, "lag_seconds": round(lag)}
                 for lag, o in lags[:NAMED]
@@ -379,6 +384,27 @@ class RunSummary:
         for line in self.lines():
             self.logger.info("%s", line)
         self.logger.info("RUN SUMMARY: %s", json.dumps(self.figures(), sort_keys=True))
+
+
+def one_per_account_first(outcomes: list[Outcome]) -> list[Outcome]:
+    """Pick the partitions to name: as many accounts as `NAMED` allows, in the order they came.
+
+    An account that failed fails in every stream after, so in sync order its partitions could
+    fill the list and hide the other accounts. Each account's first partition comes first,
+    in the order the accounts first appear, then each one's second, and so on.
+
+    Args:
+        outcomes: Partitions of one kind (failed, or skipped), in the order they ended.
+
+    Returns:
+        At most `NAMED` of them.
+
+    """
+    by_account: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_account.setdefault(outcome.account, []).append(outcome)
+    rounds = itertools.zip_longest(*by_account.values())
+    return list(itertools.islice((o for row in rounds for o in row if o is not None), NAMED))
 
 
 def _more(count: int) -> str:

@@ -308,6 +308,62 @@ def test_the_summary_of_a_thousand_accounts_is_a_few_short_lines() -> None:
     assert json.loads(figures)["streams"]["item_usages"]["skipped"] == 100
 
 
+def test_the_summary_names_one_partition_per_account_before_a_second_of_any() -> None:
+    summary = RunSummary(logging.getLogger("summary-test"), now=lambda: NOW)
+    # Sync order: 'first' fails in every stream, the others only in later ones.
+    order = [
+        ("audit_events", "first"),
+        ("item_usages", "first"),
+        ("item_usages", "second"),
+        ("sign_in_attempts", "first"),
+        ("sign_in_attempts", "second"),
+        ("sign_in_attempts", "third"),
+        ("v3", "first"),
+        ("v3", "fourth"),
+        ("zz", "first"),
+        ("zz", "fifth"),
+        ("zz", "sixth"),
+    ]
+    for stream, account in order:
+        summary.add(Outcome(stream, account, "failed", reason=f"{account} gave up"))
+        summary.add(Outcome(stream, account, "skipped"))
+        summary.add(Outcome(stream, "fine", "read", records=1))
+    figures = summary.figures()
+    for kind in ("failed", "skipped"):
+        named = [(f["stream"], f["account"]) for f in figures[f"{kind}_first"]]
+        assert named == [
+            ("audit_events", "first"),
+            ("item_usages", "second"),
+            ("sign_in_attempts", "third"),
+            ("v3", "fourth"),
+            ("zz", "fifth"),
+        ], kind
+        assert figures[kind] == len(order)
+    assert figures["accounts"] == 7
+    assert figures["streams"]["zz"] == {
+        "records": 3,
+        "requests": 0,
+        "read": 3,
+        "skipped": 3,
+        "failed": 3,
+    }
+    lines = summary.lines()
+    failed_line = next(line for line in lines if line.startswith("  failed (11): "))
+    assert failed_line.endswith("'fifth' zz: fifth gave up and 6 more")
+    # Fewer accounts than names: the first account's further partitions fill the list, in
+    # the order they came.
+    summary = RunSummary(logging.getLogger("summary-test"), now=lambda: NOW)
+    for stream, account in order[:6]:
+        summary.add(Outcome(stream, account, "failed"))
+    assert [(f["stream"], f["account"]) for f in summary.figures()["failed_first"]] == [
+        ("audit_events", "first"),
+        ("item_usages", "second"),
+        ("sign_in_attempts", "third"),
+        ("item_usages", "first"),
+        ("sign_in_attempts", "second"),
+    ]
+
+
 def test_a_run_of_many_accounts_logs_as_few_lines_as_a_run_of_a_few(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -447,6 +503,46 @@ def test_the_streams_of_an_account_after_its_failure_count_failed_too(
     for stream, totals in figures["streams"].items():
         assert totals["read"] + totals["skipped"] + totals["failed"] == 2, stream
     assert figures["streams"]["audit_events"]["read"] == 2
+
+
+def test_every_failed_account_is_named_even_when_one_fails_in_every_stream_first(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # acme is refused at introspection: its five streams fail, first in sync order. globex
+    # fails only in sign_in_attempts, the last stream: the sixth failed partition.
+    monkeypatch.setattr(EventsApiClient, "RETRY_BASE_SECONDS", 0.001)
+    monkeypatch.setattr(EventsApiClient, "MAX_TRIES", 3)
+    emulator.revoke_token(emulator.account("acme").token)
+    emulator.fail_next("/api/v2/signinattempts", "503", count=3)
+    config = tap_config(emulator, ["acme", "globex"])
+    caplog.set_level(logging.INFO)
+    with pytest.raises(AccountsFailedError, match=r"^2 of 2 accounts failed \('acme': "):
+        run_tap(config, catalog=selecting(config, *EVERY_STREAM))
+    figures = run_summary_figures(caplog.records)
+    assert figures["failed"] == len(EVERY_STREAM) + 1
+    named = [(f["stream"], f["account"]) for f in figures["failed_first"]]
+    assert named == [
+        ("audit_events", "acme"),
+        ("sign_in_attempts", "globex"),
+        ("audit_events_v3", "acme"),
+        ("introspection", "acme"),
+        ("item_usages", "acme"),
+    ]
+    assert figures["failed_first"][1]["reason"].startswith(
+        "sign_in_attempts, account 'globex': gave up after 3 attempts"
+    )
+    assert figures["streams"]["sign_in_attempts"]["failed"] == 2
+    assert figures["streams"]["audit_events"] == {
+        "records": 250,
+        "requests": 1,
+        "read": 1,
+        "skipped": 0,
+        "failed": 1,
+    }
+    lines = human_lines(caplog.records)
+    failed_line = next(line for line in lines if line.startswith("  failed (6): "))
+    assert "'globex' sign_in_attempts: " in failed_line
+    assert failed_line.endswith(" and 1 more")
 
 
 # ---- a request that waits long for its answer ----------------------------------------------
