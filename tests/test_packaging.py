@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_console_script_prints_about() -> None:
-    exe = shutil.which("tap-onepassword")
+    # The script pip installed next to the interpreter running the tests, whether or not
+    # that virtualenv's bin directory is on PATH (it is under `make test`, not under a bare
+    # `.venv/bin/python -m pytest`). Not resolved: the interpreter may be a symlink.
+    exe = shutil.which("tap-onepassword", path=str(Path(sys.executable).parent))
     assert exe is not None
     out = subprocess.run(
         [exe, "--about", "--format=json"], capture_output=True, text=True, check=True

@@ -18,3 +18,19 @@
         "'tenant_uid'", tenant_uid,
     ]) }} as metadata
 {%- endmacro %}
+
+{#- OCSF's severity caption from its id, the same in every ocsf_* mart: ids 1 to 4 by name,
+    any other id or NULL 'Unknown'. An expression, for the column `severity` beside
+    `severity_id`. -#}
+{% macro ocsf_severity(severity_id) -%}
+    case {{ severity_id }} when 1 then 'Informational' when 2 then 'Low' when 3 then 'Medium'
+        when 4 then 'High' else 'Unknown' end
+{%- endmacro %}
+
+{#- OCSF's event time, the same in every ocsf_* mart: `time` in epoch milliseconds (OCSF's
+    timestamp_t) and `time_dt` as the timestamp with time zone itself. `event_time` is a
+    column of the model. -#}
+{% macro ocsf_time(event_time) -%}
+    {{ epoch_milliseconds(event_time) }} as "time",
+    {{ event_time }} as time_dt
+{%- endmacro %}

@@ -12,10 +12,8 @@ select
     300201 as type_uid,
     'Authentication: Logon' as type_name,
     severity_id,
-    case severity_id when 1 then 'Informational' when 2 then 'Low' when 3 then 'Medium'
-        when 4 then 'High' else 'Unknown' end as severity,
-    {{ epoch_milliseconds('event_time') }} as "time",
-    event_time as time_dt,
+    {{ ocsf_severity('severity_id') }} as severity,
+    {{ ocsf_time('event_time') }},
     ocsf_status_id as status_id,
     ocsf_status as status,
     coalesce(failure_reason, outcome_description) as status_detail,

@@ -13,10 +13,8 @@ select
     600100 + ocsf_activity_id as type_uid,
     'Web Resources Activity: ' || ocsf_activity_name as type_name,
     severity_id,
-    case severity_id when 1 then 'Informational' when 2 then 'Low' when 3 then 'Medium'
-        when 4 then 'High' else 'Unknown' end as severity,
-    {{ epoch_milliseconds('event_time') }} as "time",
-    event_time as time_dt,
+    {{ ocsf_severity('severity_id') }} as severity,
+    {{ ocsf_time('event_time') }},
     1 as status_id,
     'Success' as status,
     action as status_code,
