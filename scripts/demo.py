@@ -99,8 +99,8 @@ def meltano_env(emulator: dict[str, Any]) -> dict[str, str]:
             "TAP_ONEPASSWORD_BASE_URL": emulator["base_url"],
             "TARGET_DUCKDB_PATH": str(WAREHOUSE),
             "DBT_DUCKDB_PATH": str(WAREHOUSE),
-            "DBT_TARGET_PATH": str(DEMO_DIR / "dbt-target"),
-            "DBT_LOG_PATH": str(DEMO_DIR / "dbt-logs"),
+            "DBT_DUCKDB_TARGET_PATH": str(DEMO_DIR / "dbt-target"),
+            "DBT_DUCKDB_LOG_PATH": str(DEMO_DIR / "dbt-logs"),
         }
     )
     return env
