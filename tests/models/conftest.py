@@ -54,9 +54,15 @@ def isolated_meltano(tmp: Path) -> MeltanoProject:
             "MELTANO_SYS_DIR_ROOT": str(sys_dir),
             "MELTANO_DATABASE_URI": f"sqlite:///{sys_dir / 'meltano.db'}",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
-            # dbt's compiled SQL and logs stay with the test, not in the checkout.
-            "DBT_TARGET_PATH": str(tmp / "dbt-target"),
-            "DBT_LOG_PATH": str(tmp / "dbt-logs"),
+            # dbt's compiled SQL and logs stay with the test, not in the checkout (Meltano
+            # reads a utility's settings from its own prefixed variables).
+            **{
+                f"DBT_{adapter}_{setting}_PATH": str(
+                    tmp / f"dbt-{adapter.lower()}-{setting.lower()}"
+                )
+                for adapter in ("POSTGRES", "DUCKDB")
+                for setting in ("TARGET", "LOG")
+            },
         }
     )
     return MeltanoProject(env=env)
