@@ -37,6 +37,7 @@ FLUSH_BYTES = 256 * 1024
 _NEWLINE = ord("\n")
 RECORD_SEPARATOR = _NEWLINE
 """What follows each record's JSON in a block of encoded records (`write_encoded_lines`)."""
+_SEPARATOR_BYTES = bytes((RECORD_SEPARATOR,))
 
 
 class SingerOutput(MsgSpecWriter):
@@ -185,7 +186,7 @@ class SingerOutput(MsgSpecWriter):
         before, _ = self._frame_of(stream, version, time_extracted)
         buffer = self._buffer
         buffer += before
-        buffer += records_json.replace(b"\n", self._between)
+        buffer += records_json.replace(_SEPARATOR_BYTES, self._between)
         del buffer[-len(before) :]  # the start of a line after the last one
         self._record_written()
 
